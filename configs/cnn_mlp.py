@@ -1,0 +1,20 @@
+"""CNN + MLP baseline: convolutions over frequency, then a per-frame MLP.
+
+  python -m jaxnotes.main --config=configs/cnn_mlp.py --workdir=runs/cnn_mlp --action=train-val
+Tests and smoke checks: `configs/cnn_mlp.py:tiny`.
+"""
+
+from configs import common
+
+
+def get_config(arg: str | None = None):
+    config = common.get_base_config()
+    config.model_name = "cnn_mlp"
+    m = config.model
+    m.time_kernel_frames = 3  # the original found small time spans help a bit
+    m.mlp_dims = (512, 256)
+    config = common.apply_variant(config, arg)
+    if arg == "tiny":
+        m.c = 1
+        m.mlp_dims = (32,)
+    return config

@@ -1,0 +1,137 @@
+"""Sections shared by every model config.
+
+Each field that comes from the original PyTorch command line says so with
+`# --option`. Config files call `get_base_config()` and then change only what
+differs; variants (`tiny`, `quick`) are applied by `apply_variant`.
+"""
+
+import ml_collections
+
+
+def cqt() -> ml_collections.ConfigDict:
+    """CQT parameters: the single source of truth for builder and transcriber."""
+    c = ml_collections.ConfigDict()
+    c.sr = 22050  # --sr: audio is resampled to this rate before the CQT
+    c.hop_length = 512  # --hop-length: samples between frames (~23 ms)
+    c.fmin_midi = 21  # lowest bin is centred on A0, the lowest MusicNet pitch
+    c.bins_per_octave = 48  # --bins-per-octave (a multiple of 12)
+    c.n_octaves = 8  # A0..A8: covers MIDI 21..116
+    c.filter_scale = 0.5  # shorter filters than librosa's default 1.0
+    # 'db': log magnitude against a fixed reference; stateless per frame, so a
+    # live stream is normalised exactly as a whole file is.
+    c.normalisation = "db"
+    return c
+
+
+def data() -> ml_collections.ConfigDict:
+    d = ml_collections.ConfigDict()
+    # Folder in MusicNet's layout. Empty: render and use the default corpus.
+    d.musicnet_dir = ""
+    # Where jaxnotes keeps rendered corpora and TFDS datasets.
+    d.cache_dir = "~/.cache/jaxnotes"
+    d.corpus_size = "default"  # default corpus size: 'tiny' | 'default' | 'full'
+    d.corpus_seed = 0
+    d.exclude_works = ()  # music21 corpus paths kept out of the rendered train split
+    d.label_format = "auto"  # 'auto' | 'csv' | 'midi'
+    d.validation_fraction = 0.1  # of train recordings, held out by recording
+    d.validation_ids = ()  # explicit validation recordings (overrides the fraction)
+    d.split_seed = 0
+    d.chunk_frames = 512  # frames per stored record (~12 s)
+    d.batch_seconds = 1.0  # --batch-seconds: length of each training window
+    d.batch_size = 16  # --batch-size: windows per step, summed over all hosts
+    d.num_workers = 0  # --num-workers: grain worker processes (0: in-process)
+    d.only_note_names = False  # --only-note-names: fold pitches modulo 12
+    d.min_pitch = 21  # output range, MIDI (MusicNet uses 21..104)
+    d.max_pitch = 108
+    d.shuffle_seed = 0
+    d.eval_batch_size = 8  # chunks per evaluation batch
+    return d
+
+
+def model() -> ml_collections.ConfigDict:
+    m = ml_collections.ConfigDict()
+    m.c = 3  # --c: multiplier of the number of convolutional channels
+    m.freq_kernel_semitones = 3.0  # frequency span of the front-end convolution
+    m.time_kernel_frames = 1  # time span of the front-end convolution
+    m.dropout = 0.1
+    return m
+
+
+def optim() -> ml_collections.ConfigDict:
+    o = ml_collections.ConfigDict()
+    o.lr = 5e-4  # --lr
+    o.schedule = "cosine"  # 'cosine' | 'step' (step: multiply by gamma at milestones)
+    o.gamma = 0.1  # --gamma: step schedule multiplier
+    o.milestones = ()  # --milestones: epochs at which the lr is multiplied by gamma
+    o.warmup_steps = 100
+    o.weight_decay = 0.01
+    o.clip_norm = 1.0
+    return o
+
+
+def augment() -> ml_collections.ConfigDict:
+    a = ml_collections.ConfigDict()
+    a.pitch_shift_semitones = 0  # random shift in [-n, n] semitones (CQT bins and labels)
+    a.pitch_jitter_bins = 0  # extra shift of the CQT alone by up to this many bins
+    a.gain_db = 0.0  # random gain in [-g, g] dB
+    return a
+
+
+def evaluation() -> ml_collections.ConfigDict:
+    e = ml_collections.ConfigDict()
+    e.thresholds = (0.5,)  # --thresholds: probability thresholds for the accuracy
+    e.allowed_errors = (0, 1)  # --allowed-errors: wrong notes a frame may have
+    e.test_dev = False  # --test-dev: test the dev (best validation) model
+    e.onset_tolerance_s = 0.05
+    # Note decoding; thresholds are tuned on validation when these are None.
+    e.frame_threshold = ml_collections.config_dict.placeholder(float)
+    e.onset_threshold = ml_collections.config_dict.placeholder(float)
+    e.min_note_s = 0.05
+    e.gap_join_s = 0.03
+    e.num_piano_rolls = 10  # pictures written by the test action (first N pieces)
+    return e
+
+
+def get_base_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.model_name = "transformer"
+    config.cqt = cqt()
+    config.data = data()
+    config.model = model()
+    config.optim = optim()
+    config.augment = augment()
+    config.eval = evaluation()
+    config.num_epochs = 25  # --num-epochs
+    # A train epoch is one pass over the train split's frames in random windows.
+    config.max_steps = -1  # if > 0, stop after this many steps (smoke tests)
+    config.log_every_steps = 50
+    config.checkpoint_every_steps = 500
+    config.keep_checkpoints = 2
+    config.early_stopping_patience = -1  # epochs without improvement; -1: never stop
+    return config
+
+
+def apply_variant(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+    """Applies a named variant (the text after ':' in --config=file.py:variant)."""
+    if not arg:
+        return config
+    if arg == "tiny":
+        # Seconds of audio, a few steps: every action in well under a minute on CPU.
+        config.data.corpus_size = "tiny"
+        config.data.batch_size = 4
+        config.data.chunk_frames = 128
+        config.data.validation_fraction = 0.34
+        config.cqt.bins_per_octave = 24
+        config.num_epochs = 2
+        config.max_steps = 6
+        config.log_every_steps = 2
+        config.checkpoint_every_steps = 3
+        config.optim.warmup_steps = 2
+    elif arg == "quick":
+        # The README's main job on the default corpus within its CPU time budget.
+        config.num_epochs = 8
+        config.optim.warmup_steps = 50
+    else:
+        raise ValueError(f"unknown config variant {arg!r}; expected 'tiny' or 'quick'")
+    return config

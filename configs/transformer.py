@@ -1,0 +1,34 @@
+"""Short-range transformer (the original project's best model), full size.
+
+Full-size run, as a user would launch it on real MusicNet with a GPU:
+  python -m jaxnotes.main --config=configs/transformer.py --workdir=runs/transformer \
+      --action=train-val --config.data.musicnet_dir=/data/musicnet
+Main job on the default corpus (CPU, ~minutes):
+  python -m jaxnotes.main --config=configs/transformer.py:quick --workdir=runs/main --action=train-val
+Tests and smoke checks: `configs/transformer.py:tiny`.
+"""
+
+from configs import common
+
+
+def get_config(arg: str | None = None):
+    config = common.get_base_config()
+    config.model_name = "transformer"
+    m = config.model
+    m.num_layers = 4
+    m.num_heads = 4
+    m.head_dim = 32
+    m.embed_dim = 192
+    m.mlp_dim = 768
+    m.attention_window_s = 1.0  # each frame attends to frames within +-0.5 s
+    m.pos_encoding = "sinusoidal"  # 'sinusoidal' | 'conv'
+    m.long_range = "none"  # 'none' | 'full' | 'criss_cross'
+    config = common.apply_variant(config, arg)
+    if arg == "tiny":
+        m.num_layers = 1
+        m.num_heads = 2
+        m.head_dim = 8
+        m.embed_dim = 16
+        m.mlp_dim = 32
+        m.c = 1
+    return config

@@ -1,0 +1,90 @@
+"""Reading audio files into mono float32 samples at a chosen rate.
+
+Owns: decoding (wav, flac, ogg through libsndfile; mp3 and others through
+audioread), down-mixing and resampling. Every failure is an `AudioError` that
+names the file. Must not import model, loop or metric code.
+"""
+
+import os
+import warnings
+
+import numpy as np
+import soundfile as sf
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used, with the file named in the message."""
+
+
+def audio_info(path: str) -> tuple[int, int]:
+    """Returns (sample_rate, num_samples) of a file without decoding it all."""
+    _check_exists(path)
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        # Formats libsndfile cannot parse (mp3 on old builds, m4a): decode fully.
+        samples_S, sr = _decode(path)
+        del e
+        return sr, len(samples_S)
+    return int(info.samplerate), int(info.frames)
+
+
+def load_audio(path: str, sr: int | None = None) -> np.ndarray:
+    """Decodes `path` to mono float32, resampled to `sr` (None keeps the file's rate).
+
+    Raises:
+        AudioError: the file is missing, empty, not audio, or holds non-finite samples.
+    """
+    samples_S, file_sr = _decode(path)
+    if sr is not None and file_sr != sr:
+        import librosa  # deferred: importing librosa costs ~1 s
+
+        samples_S = librosa.resample(samples_S, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq")
+    return np.ascontiguousarray(samples_S, dtype=np.float32)
+
+
+def load_audio_with_rate(path: str) -> tuple[np.ndarray, int]:
+    """Decodes `path` to mono float32 at its own sample rate."""
+    return _decode(path)
+
+
+def _check_exists(path: str) -> None:
+    if not os.path.exists(path):
+        raise AudioError(f"{path}: no such audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes)")
+
+
+def _decode(path: str) -> tuple[np.ndarray, int]:
+    _check_exists(path)
+    try:
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as sf_error:
+        data, sr = _decode_with_audioread(path, sf_error)
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    samples_S = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not np.all(np.isfinite(samples_S)):
+        raise AudioError(f"{path}: the audio holds NaN or infinite samples")
+    return samples_S.astype(np.float32), int(sr)
+
+
+def _decode_with_audioread(path: str, sf_error: Exception) -> tuple[np.ndarray, int]:
+    try:
+        import audioread
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with audioread.audio_open(path) as f:
+                sr, channels = f.samplerate, f.channels
+                pcm = b"".join(f)
+    except Exception as e:  # audioread raises many unrelated types for bad input
+        raise AudioError(
+            f"{path}: not a readable audio file ({sf_error}; {type(e).__name__}: {e})"
+        ) from e
+    data = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    if channels > 1:
+        data = data[: len(data) // channels * channels].reshape(-1, channels)
+    else:
+        data = data[:, None]
+    return data, int(sr)
