@@ -1,0 +1,1 @@
+"""Ablation experiments: each E00N_slug/config.py derives a base config and defines sweep()."""
