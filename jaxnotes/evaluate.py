@@ -1,0 +1,309 @@
+"""The `test` action: whole-piece evaluation with the field's metrics.
+
+Owns: running a trained model over a split, stitching its chunks back into
+whole pieces (every frame exactly once), choosing decision thresholds on the
+VALIDATION split (never on test), and turning predictions into the numbers of
+`metrics` and the files of `report`. Legend: B batch, T frames, F bins,
+P pitches.
+
+Thresholds: the frame threshold of the mir_eval frame metrics maximises frame
+F1 on validation; the note decoder's onset threshold maximises note onset F1
+on validation at that frame threshold. Values set in `config.eval` win. With
+no validation split, 0.5 is used and the report says so. The original
+project's accuracy uses `config.eval.thresholds` as given.
+"""
+
+import dataclasses
+import json
+import os
+
+import jax
+import numpy as np
+from absl import logging
+
+from jaxnotes import decode, metrics, report
+from jaxnotes.data import Meta
+
+ONSET_THRESHOLD_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+THRESHOLDS_JSON = "thresholds.json"
+REPORT_DIR = "report"
+
+
+@dataclasses.dataclass
+class PiecePrediction:
+    """A whole piece: probabilities and reference, T frames x P outputs."""
+
+    frame_probs_TxP: np.ndarray
+    onset_probs_TxP: np.ndarray
+    ref_frames_TxP: np.ndarray
+
+
+def make_predict_fn(model):
+    """A jitted `cqt_BxTxF -> (frame_probs_BxTxP, onset_probs_BxTxP)` of an eval-mode model."""
+    from flax import nnx
+
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def predict(state, cqt_BxTxF):
+        out = nnx.merge(graphdef, state)(cqt_BxTxF)
+        return jax.nn.sigmoid(out["frame"]), jax.nn.sigmoid(out["onset"])
+
+    def predict_fn(cqt_BxTxF):
+        frame_BxTxP, onset_BxTxP = predict(state, cqt_BxTxF)
+        return np.asarray(frame_BxTxP), np.asarray(onset_BxTxP)
+
+    return predict_fn
+
+
+def predict_split(predict_fn, batches, num_frames_by_piece: dict) -> dict[int, PiecePrediction]:
+    """Runs `predict_fn` over ordered eval batches and stitches whole pieces.
+
+    Args:
+      predict_fn: `cqt_BxTxF -> (frame_probs_BxTxP, onset_probs_BxTxP)`.
+      batches: eval batches (see jaxnotes.data): padded, with `mask`.
+      num_frames_by_piece: piece id -> frames of the whole piece.
+
+    Raises:
+      ValueError: a frame covered twice, or a piece left with uncovered frames.
+    """
+    pieces: dict[int, PiecePrediction] = {}
+    seen: dict[int, np.ndarray] = {}
+    for batch in batches:
+        frame_BxTxP, onset_BxTxP = predict_fn(batch["cqt"])
+        for b in range(len(batch["mask"])):
+            valid = int(batch["mask"][b].sum())
+            if valid == 0:
+                continue  # a padding row
+            pid = int(batch["piece_id"][b])
+            start = int(batch["start_frame"][b])
+            if pid not in pieces:
+                total, num_p = num_frames_by_piece[pid], frame_BxTxP.shape[-1]
+                pieces[pid] = PiecePrediction(
+                    np.zeros((total, num_p), np.float32),
+                    np.zeros((total, num_p), np.float32),
+                    np.zeros((total, num_p), np.uint8),
+                )
+                seen[pid] = np.zeros(total, np.int32)
+            piece, rows = pieces[pid], slice(start, start + valid)
+            piece.frame_probs_TxP[rows] = frame_BxTxP[b, :valid]
+            piece.onset_probs_TxP[rows] = onset_BxTxP[b, :valid]
+            piece.ref_frames_TxP[rows] = batch["frames"][b, :valid] >= 0.5
+            seen[pid][rows] += 1
+    for pid, count_T in seen.items():
+        if count_T.max(initial=0) > 1 or count_T.min(initial=1) < 1:
+            raise ValueError(f"piece {pid}: frames covered {count_T.min()}..{count_T.max()} times")
+    return pieces
+
+
+def reference_notes(notes, meta: Meta) -> tuple[np.ndarray, np.ndarray]:
+    """A piece's labelled notes in the model's output space, as mir_eval arrays."""
+    pitches = decode.output_pitches(meta)
+    if meta.only_note_names:
+        notes = [
+            dataclasses.replace(n, pitch=decode.PITCH_CLASS_BASE + n.pitch % 12) for n in notes
+        ]
+    else:
+        notes = [n for n in notes if pitches[0] <= n.pitch <= pitches[-1]]
+    return decode.notes_to_arrays(notes)
+
+
+def choose_thresholds(pieces, notes_by_piece, meta: Meta, eval_config) -> dict:
+    """Frame and onset thresholds, chosen on validation predictions (see module doc)."""
+    chosen = {"source": "validation"}
+    if eval_config.frame_threshold is not None:
+        chosen["frame_threshold"] = float(eval_config.frame_threshold)
+    else:
+        counts = None
+        for p in pieces.values():
+            c = metrics.frame_counts_by_threshold(p.frame_probs_TxP, p.ref_frames_TxP)
+            counts = c if counts is None else metrics.add_counts(counts, c)
+        chosen["frame_threshold"], chosen["validation_frame_f1"] = metrics.choose_threshold(counts)
+    if eval_config.onset_threshold is not None:
+        chosen["onset_threshold"] = float(eval_config.onset_threshold)
+        return chosen
+    best = None
+    for onset_threshold in ONSET_THRESHOLD_GRID:
+        total = metrics.NoteCounts()
+        for pid, p in pieces.items():
+            est = decode.frames_to_notes(
+                p.frame_probs_TxP,
+                p.onset_probs_TxP,
+                meta,
+                frame_threshold=chosen["frame_threshold"],
+                onset_threshold=onset_threshold,
+                min_note_s=eval_config.min_note_s,
+                gap_join_s=eval_config.gap_join_s,
+            )
+            total += metrics.note_counts(
+                *reference_notes(notes_by_piece[pid], meta),
+                *decode.notes_to_arrays(est),
+                onset_tolerance_s=eval_config.onset_tolerance_s,
+            )
+        f1 = total.as_dict()["note/f1"]
+        if best is None or f1 > best[1]:
+            best = (onset_threshold, f1)
+    chosen["onset_threshold"], chosen["validation_note_f1"] = best
+    return chosen
+
+
+def score_split(pieces, notes_by_piece, names, meta: Meta, eval_config, thresholds) -> tuple:
+    """Every metric per piece and pooled; returns (result dict, decoded notes, PR curve)."""
+    pitches_P = decode.output_pitches(meta)
+    accuracy = dict(thresholds=eval_config.thresholds, allowed_errors=eval_config.allowed_errors)
+    ap = metrics.APAccumulator()
+    totals: dict = {}
+    per_piece, decoded = {}, {}
+    for pid in sorted(pieces):
+        p = pieces[pid]
+        counts = {
+            "exact": metrics.exact_frame_counts(p.frame_probs_TxP, p.ref_frames_TxP, **accuracy),
+            "pitch_class": metrics.pitch_class_frame_counts(
+                p.frame_probs_TxP, p.ref_frames_TxP, pitches_P, **accuracy
+            ),
+            "frame": metrics.frame_counts(
+                p.frame_probs_TxP, p.ref_frames_TxP, threshold=thresholds["frame_threshold"]
+            ),
+        }
+        est = decode.frames_to_notes(
+            p.frame_probs_TxP,
+            p.onset_probs_TxP,
+            meta,
+            frame_threshold=thresholds["frame_threshold"],
+            onset_threshold=thresholds["onset_threshold"],
+            min_note_s=eval_config.min_note_s,
+            gap_join_s=eval_config.gap_join_s,
+        )
+        decoded[pid] = est
+        ref_arrays, est_arrays = (
+            reference_notes(notes_by_piece[pid], meta),
+            decode.notes_to_arrays(est),
+        )
+        tol = eval_config.onset_tolerance_s
+        counts["note"] = metrics.note_counts(*ref_arrays, *est_arrays, onset_tolerance_s=tol)
+        counts["note_offset"] = metrics.note_counts(
+            *ref_arrays, *est_arrays, onset_tolerance_s=tol, with_offsets=True
+        )
+        ap.add(pid, p.frame_probs_TxP, p.ref_frames_TxP)
+        per_piece[str(pid)] = {"name": names.get(pid, str(pid)), **_as_numbers(counts)}
+        per_piece[str(pid)]["frames"] = int(len(p.frame_probs_TxP))
+        for key, value in counts.items():
+            totals[key] = value if key not in totals else totals[key] + value
+    for pid, value in ap.per_piece_ap().items():
+        per_piece[str(pid)]["frame/ap"] = value
+    pooled = _as_numbers(totals) if totals else {}
+    pooled["frame/ap"] = ap.pooled_ap()
+    pooled["frames"] = int(sum(len(p.frame_probs_TxP) for p in pieces.values()))
+    pooled["pieces"] = len(pieces)
+    result = {
+        "split": "test",
+        "pooled": pooled,
+        "mean_over_pieces": metrics.mean_over_pieces(
+            {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in per_piece.items()}
+        ),
+        "pieces": per_piece,
+        "settings": dict(thresholds),
+    }
+    return result, decoded, ap.pr_curve()
+
+
+def _as_numbers(counts: dict) -> dict[str, float]:
+    out = {}
+    out.update(counts["exact"].as_dict("exact_frame_acc"))
+    out.update(counts["pitch_class"].as_dict("pitch_class_acc"))
+    out.update(counts["frame"].as_dict("frame"))
+    out.update(counts["note"].as_dict("note"))
+    out.update(counts["note_offset"].as_dict("note_offset"))
+    return out
+
+
+HEADLINE = (
+    "frame/ap",
+    "frame/f1",
+    "note/f1",
+    "note_offset/f1",
+    "exact_frame_acc@t=0.5,e=0",
+    "exact_frame_acc@t=0.5,e=1",
+    "pitch_class_acc@t=0.5,e=0",
+)
+
+
+def run_test(config, workdir: str) -> dict:
+    """The `test` action: evaluates the final (or dev) model of `workdir` on the test split."""
+    from jaxnotes import checkpoint
+    from jaxnotes.data import pipeline
+
+    model, meta, _, step = checkpoint.load_model(workdir, dev=config.eval.test_dev)
+    data_meta = pipeline.load_meta(config)
+    if (data_meta.n_bins, data_meta.n_pitches) != (meta.n_bins, meta.n_pitches):
+        raise ValueError(
+            f"the model in {workdir} expects {meta.n_bins} CQT bins and {meta.n_pitches} outputs, "
+            f"but this config's data give {data_meta.n_bins} and {data_meta.n_pitches}: use the "
+            "training run's config.cqt and config.data settings"
+        )
+    metrics.validate_thresholds(config.eval.thresholds)
+    metrics.validate_allowed_errors(config.eval.allowed_errors)
+    pipeline.ensure_dataset(config, ("train", "test"))
+    predict_fn = make_predict_fn(model)
+
+    def predictions(split):
+        info = pipeline.piece_info(config, split)
+        pieces = predict_split(
+            predict_fn,
+            pipeline.make_eval_iter(config, split),
+            {pid: i.num_frames for pid, i in info.items()},
+        )
+        return (
+            pieces,
+            {pid: i.notes for pid, i in info.items()},
+            {pid: i.name for pid, i in info.items()},
+        )
+
+    val_pieces, val_notes, _ = predictions("validation")
+    if val_pieces:
+        thresholds = choose_thresholds(val_pieces, val_notes, meta, config.eval)
+    else:
+        logging.warning("no validation split: using thresholds 0.5 (not tuned)")
+        thresholds = {"source": "default (no validation split)"}
+        thresholds["frame_threshold"] = config.eval.frame_threshold or 0.5
+        thresholds["onset_threshold"] = config.eval.onset_threshold or 0.5
+    test_pieces, test_notes, names = predictions("test")
+    result, decoded, pr_curve = score_split(
+        test_pieces, test_notes, names, meta, config.eval, thresholds
+    )
+    shown = sorted(test_pieces)[: config.eval.num_piano_rolls]
+    out_dir = os.path.join(workdir, REPORT_DIR)
+    written = report.write_report(
+        out_dir,
+        result,
+        config=config.to_dict(),
+        checkpoint={"workdir": workdir, "step": step, "dev": bool(config.eval.test_dev)},
+        rolls={
+            pid: (test_pieces[pid].frame_probs_TxP, test_pieces[pid].ref_frames_TxP)
+            for pid in shown
+        },
+        frames_per_second=meta.frames_per_second,
+        pitches=decode.output_pitches(meta),
+        pr_curve=pr_curve,
+        notes=decoded,
+        piece_columns=(
+            "frames",
+            "frame/ap",
+            "frame/f1",
+            "note/f1",
+            "note_offset/f1",
+            "exact_frame_acc@t=0.5,e=0",
+        ),
+    )
+    with open(os.path.join(workdir, THRESHOLDS_JSON), "w") as f:
+        json.dump({k: v for k, v in thresholds.items()}, f, indent=2)
+    pooled = result["pooled"]
+    lines = [f"test on {pooled['pieces']} pieces ({pooled['frames']} frames), step {step}:"]
+    lines += [f"  {name:28s} {pooled[name]:.4f}" for name in HEADLINE if name in pooled]
+    lines.append(
+        f"  thresholds from {thresholds['source']}: frame {thresholds['frame_threshold']:.2f}, "
+        f"onset {thresholds['onset_threshold']:.2f}"
+    )
+    lines.append(f"  report: {written['summary']}")
+    print("\n".join(lines), flush=True)
+    return result
