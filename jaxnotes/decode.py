@@ -1,0 +1,316 @@
+"""Frame (and onset) probabilities -> notes, incrementally.
+
+Owns the one note decoder used offline (evaluation, transcription of a file) and live
+(streaming): `frames_to_notes` is one `NoteDecoder.push` of every frame plus `flush`, so
+both paths give the same notes by construction. Must not import model, loop or dataset
+code (the `Note` record is the data contract's).
+
+Legend: T frames, P pitches (outputs), N notes.
+
+Rules, per pitch, frame by frame (a frame is "active" when `frame_prob >= frame_threshold`,
+an onset is "up" when `onset_prob >= onset_threshold`):
+
+- A note starts at a frame where the onset goes up (rising edge) when the model has an
+  onset output; otherwise at the first active frame of a run. An up onset also counts as
+  active (the onset head implies the note sounds), as in Onsets and Frames.
+- With onsets, a new rising edge while a note sounds re-triggers: the sounding note ends at
+  that frame (or at its gap, see below) and a new one starts there.
+- A note ends at the first inactive frame of its gap: it covers frames [start, end), the
+  labels' convention, so `start_s = start / fps` and `end_s = end / fps`. A gap shorter
+  than `gap_join_s` (in seconds, `g / fps < gap_join_s`) is joined: the note goes on.
+- A finished note shorter than `min_note_s` (`(end - start) / fps < min_note_s`) is dropped.
+
+Decoding delay (streaming): an 'on' event is known only once its note has lasted
+`min_note_s`, an 'off' only once its gap has reached `gap_join_s`. So that events come out
+in time order across calls, `push` holds every event back until no later decision can
+precede it: an event at time t is released at most about `min_note_s + gap_join_s` of
+audio after t (`NoteDecoder.max_delay_frames` frames). `flush` releases the rest.
+"""
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from jaxnotes.data.labels import Note
+
+# Pitch classes (`only_note_names`) are written in octave 4 (C4 = 60): audible in MIDI and
+# valid for mir_eval, while pitch-class metrics fold `pitch % 12` anyway.
+PITCH_CLASS_BASE = 60
+_OFF, _ON = 0, 1  # at one frame an 'off' sorts before an 'on' (a re-triggered pitch)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoteEvent:
+    """A note switching on or off; `time_s` is the musical time, not the emission time."""
+
+    kind: str  # 'on' | 'off'
+    time_s: float
+    pitch: int
+    velocity: int
+
+
+def output_pitches(meta) -> np.ndarray:
+    """MIDI pitch of each model output (`Meta`-like: n_pitches, min_pitch, only_note_names).
+
+    Pitch classes map to `PITCH_CLASS_BASE + pc`; MIDI outputs to `min_pitch + index`.
+    """
+    index_P = np.arange(meta.n_pitches)
+    if meta.only_note_names:
+        return PITCH_CLASS_BASE + index_P
+    return meta.min_pitch + index_P
+
+
+def _frames_at_least(seconds: float, fps: float) -> int:
+    """Smallest frame count n with n / fps >= seconds (tolerant to float rounding)."""
+    return max(0, math.ceil(seconds * fps - 1e-9))
+
+
+class NoteDecoder:
+    """Incremental decoder: `push` blocks of frames, get time-ordered note events.
+
+    Args:
+      frames_per_second: frame rate of the probabilities.
+      pitches: MIDI pitch of each of the P outputs (see `output_pitches`).
+      frame_threshold: a frame is active when its probability is >= this.
+      onset_threshold: an onset is up when its probability is >= this (used only when onset
+        probabilities are pushed).
+      min_note_s: notes shorter than this are dropped (delays 'on' events by up to this).
+      gap_join_s: gaps shorter than this inside a note are joined (delays 'off' events).
+      velocity: MIDI velocity given to every note (the models do not predict loudness).
+    """
+
+    def __init__(
+        self,
+        frames_per_second: float,
+        pitches: Sequence[int],
+        *,
+        frame_threshold: float = 0.5,
+        onset_threshold: float = 0.5,
+        min_note_s: float = 0.05,
+        gap_join_s: float = 0.03,
+        velocity: int = 80,
+    ):
+        for name, value in (
+            ("frame_threshold", frame_threshold),
+            ("onset_threshold", onset_threshold),
+        ):
+            if value is None or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1]; got {value!r}")
+        if min_note_s < 0 or gap_join_s < 0:
+            raise ValueError(
+                f"min_note_s and gap_join_s must be >= 0; got {min_note_s}, {gap_join_s}"
+            )
+        if not 1 <= velocity <= 127:
+            raise ValueError(f"velocity must be a MIDI velocity in 1..127; got {velocity}")
+        self.frames_per_second = float(frames_per_second)
+        self.pitches_P = np.asarray(pitches, dtype=np.int64)
+        self.frame_threshold = float(frame_threshold)
+        self.onset_threshold = float(onset_threshold)
+        self.velocity = int(velocity)
+        self.min_frames = max(1, _frames_at_least(min_note_s, self.frames_per_second))
+        # Longest gap (in frames) still joined: g / fps < gap_join_s.
+        self.max_gap_frames = max(0, _frames_at_least(gap_join_s, self.frames_per_second) - 1)
+        num_pitches = len(self.pitches_P)
+        self._frames_done = 0
+        self._has_onsets: bool | None = None
+        self._start_P = np.full(num_pitches, -1, np.int64)  # -1: no note open
+        self._gap_P = np.full(num_pitches, -1, np.int64)  # first frame of the gap, or -1
+        self._confirmed_P = np.zeros(num_pitches, bool)  # its 'on' event has been made
+        self._onset_up_P = np.zeros(num_pitches, bool)  # onset up at the last frame
+        self._pending: list[tuple[int, int, int]] = []  # (frame, _OFF/_ON, output index)
+
+    @classmethod
+    def from_meta(cls, meta, **kwargs) -> "NoteDecoder":
+        """A decoder for a model's outputs (`Meta`-like)."""
+        return cls(meta.frames_per_second, output_pitches(meta), **kwargs)
+
+    @property
+    def max_delay_frames(self) -> int:
+        """Upper bound on how many frames an event is held back after its frame arrives."""
+        return self.min_frames + self.max_gap_frames
+
+    def push(
+        self, frame_probs_TxP: np.ndarray, onset_probs_TxP: np.ndarray | None = None
+    ) -> list[NoteEvent]:
+        """Decodes the next T frames; returns the events now final, in time order."""
+        frame_probs_TxP = np.asarray(frame_probs_TxP)
+        if frame_probs_TxP.ndim != 2 or frame_probs_TxP.shape[1] != len(self.pitches_P):
+            num_pitches = len(self.pitches_P)
+            shape = frame_probs_TxP.shape
+            raise ValueError(f"frame probabilities must be T x {num_pitches}; got {shape}")
+        has_onsets = onset_probs_TxP is not None
+        if self._has_onsets is None:
+            self._has_onsets = has_onsets
+        elif self._has_onsets != has_onsets:
+            raise ValueError("push onset probabilities on every call or on none")
+        active_TxP = frame_probs_TxP >= self.frame_threshold
+        if has_onsets:
+            onset_probs_TxP = np.asarray(onset_probs_TxP)
+            if onset_probs_TxP.shape != frame_probs_TxP.shape:
+                raise ValueError(
+                    f"onset shape {onset_probs_TxP.shape} != frame shape {frame_probs_TxP.shape}"
+                )
+            up_TxP = onset_probs_TxP >= self.onset_threshold
+            previous_TxP = np.concatenate([self._onset_up_P[None], up_TxP])[:-1]
+            edge_TxP = up_TxP & ~previous_TxP
+            active_TxP = active_TxP | up_TxP
+            if len(up_TxP):
+                self._onset_up_P = up_TxP[-1].copy()
+        else:
+            edge_TxP = np.zeros_like(active_TxP)
+        num_frames = len(active_TxP)
+        # Only pitches that sound now or hold an open note can change state.
+        busy_P = active_TxP.any(axis=0) | (self._start_P >= 0)
+        for index in np.flatnonzero(busy_P) if num_frames else ():
+            self._decode_pitch(index, active_TxP[:, index], edge_TxP[:, index])
+        self._frames_done += num_frames
+        return self._release(self._horizon())
+
+    def flush(self) -> list[NoteEvent]:
+        """Ends every sounding note at the last frame pushed; returns the remaining events."""
+        for index in np.flatnonzero(self._start_P >= 0):
+            gap = self._gap_P[index]
+            self._finish(index, gap if gap >= 0 else self._frames_done)
+        return self._release(None)
+
+    def _decode_pitch(self, index: int, active_T: np.ndarray, edge_T: np.ndarray) -> None:
+        """Runs one pitch's state machine over the block, one constant run at a time.
+
+        Within a run [a, b) activity is constant and no onset rises after `a`, so the state
+        can only change at its first frame, or once at a frame count that `b` bounds.
+        """
+        offset = self._frames_done
+        cuts = np.flatnonzero(np.diff(active_T)) + 1
+        cuts = np.union1d(np.union1d(cuts, np.flatnonzero(edge_T)), [0])
+        ends = np.append(cuts[1:], len(active_T))
+        for a, b in zip(cuts, ends, strict=True):
+            a, b = int(a) + offset, int(b) + offset
+            start, active = self._start_P[index], bool(active_T[a - offset])
+            if edge_T[a - offset]:
+                if start >= 0:  # re-trigger: the sounding note ends where this one starts
+                    gap = self._gap_P[index]
+                    self._finish(index, gap if gap >= 0 else a)
+                self._open(index, a)
+            elif start < 0:
+                if active and not self._has_onsets:
+                    self._open(index, a)
+                else:
+                    continue  # silence, or frames without an onset: no note
+            elif not active:
+                if self._gap_P[index] < 0:
+                    self._gap_P[index] = a
+                if b - self._gap_P[index] > self.max_gap_frames:
+                    self._finish(index, int(self._gap_P[index]))
+                continue
+            self._gap_P[index] = -1  # sounding (a short gap, if any, is joined)
+            start = int(self._start_P[index])
+            if not self._confirmed_P[index] and b - start >= self.min_frames:
+                self._confirmed_P[index] = True
+                self._pending.append((start, _ON, index))
+
+    def _open(self, index: int, frame: int) -> None:
+        self._start_P[index], self._gap_P[index] = frame, -1
+        self._confirmed_P[index] = False
+
+    def _finish(self, index: int, end: int) -> None:
+        start = int(self._start_P[index])
+        if end - start >= self.min_frames:
+            if not self._confirmed_P[index]:
+                self._pending.append((start, _ON, index))
+            self._pending.append((end, _OFF, index))
+        self._start_P[index], self._gap_P[index] = -1, -1
+        self._confirmed_P[index] = False
+
+    def _horizon(self) -> int:
+        """First frame at which a future event could still appear."""
+        horizon = self._frames_done
+        open_P = self._start_P >= 0
+        unconfirmed_P = open_P & ~self._confirmed_P
+        if unconfirmed_P.any():
+            horizon = min(horizon, int(self._start_P[unconfirmed_P].min()))
+        in_gap_P = open_P & (self._gap_P >= 0)
+        if in_gap_P.any():
+            horizon = min(horizon, int(self._gap_P[in_gap_P].min()))
+        return horizon
+
+    def _release(self, horizon: int | None) -> list[NoteEvent]:
+        """Events before `horizon` (all when None), sorted by time, 'off' first, pitch."""
+        if horizon is None:
+            ready, self._pending = self._pending, []
+        else:
+            ready = [e for e in self._pending if e[0] < horizon]
+            self._pending = [e for e in self._pending if e[0] >= horizon]
+        ready.sort(key=lambda e: (e[0], e[1], int(self.pitches_P[e[2]])))
+        return [
+            NoteEvent(
+                kind="on" if kind == _ON else "off",
+                time_s=frame / self.frames_per_second,
+                pitch=int(self.pitches_P[index]),
+                velocity=self.velocity,
+            )
+            for frame, kind, index in ready
+        ]
+
+
+def events_to_notes(events: Sequence[NoteEvent], *, program: int = 1) -> list[Note]:
+    """Pairs 'on'/'off' events per pitch into notes, sorted by (start, pitch)."""
+    open_notes: dict[int, NoteEvent] = {}
+    notes = []
+    for event in events:
+        if event.kind == "on":
+            if event.pitch in open_notes:
+                raise ValueError(f"pitch {event.pitch} switched on twice at {event.time_s} s")
+            open_notes[event.pitch] = event
+        else:
+            on = open_notes.pop(event.pitch, None)
+            if on is None:
+                raise ValueError(f"pitch {event.pitch} switched off at {event.time_s} s unopened")
+            notes.append(Note(on.time_s, event.time_s, on.pitch, program, on.velocity))
+    if open_notes:
+        raise ValueError(f"pitches {sorted(open_notes)} never switched off (call flush)")
+    return sorted(notes, key=lambda n: (n.start_s, n.pitch, n.end_s))
+
+
+def frames_to_notes(
+    frame_probs_TxP: np.ndarray,
+    onset_probs_TxP: np.ndarray | None,
+    meta,
+    *,
+    frame_threshold: float = 0.5,
+    onset_threshold: float = 0.5,
+    min_note_s: float = 0.05,
+    gap_join_s: float = 0.03,
+    velocity: int = 80,
+    program: int = 1,
+) -> list[Note]:
+    """Decodes a whole piece: one `NoteDecoder.push` of every frame, then `flush`.
+
+    Args:
+      frame_probs_TxP: frame probabilities of the piece.
+      onset_probs_TxP: onset probabilities, or None to start notes from frames alone.
+      meta: `Meta`-like (frames_per_second, n_pitches, min_pitch, only_note_names).
+      program: GM program (1-based) written into every note.
+      Other arguments: as `NoteDecoder`.
+
+    Returns:
+      Notes sorted by (start_s, pitch).
+    """
+    decoder = NoteDecoder.from_meta(
+        meta,
+        frame_threshold=frame_threshold,
+        onset_threshold=onset_threshold,
+        min_note_s=min_note_s,
+        gap_join_s=gap_join_s,
+        velocity=velocity,
+    )
+    events = decoder.push(frame_probs_TxP, onset_probs_TxP) + decoder.flush()
+    return events_to_notes(events, program=program)
+
+
+def notes_to_arrays(notes: Sequence[Note]) -> tuple[np.ndarray, np.ndarray]:
+    """Notes as mir_eval-style arrays: (intervals_Nx2 in seconds, pitches_N MIDI)."""
+    intervals_Nx2 = np.array([(n.start_s, n.end_s) for n in notes], np.float64).reshape(-1, 2)
+    pitches_N = np.array([n.pitch for n in notes], np.int64)
+    return intervals_Nx2, pitches_N
