@@ -1,0 +1,38 @@
+"""Every experiment's config loads and every sweep override names a real config field."""
+
+import importlib
+import os
+
+import pytest
+
+from experiments import run
+
+EXPERIMENTS = sorted(
+    d for d in os.listdir(os.path.dirname(run.__file__)) if d.startswith("E") and d[1:4].isdigit()
+)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_sweep_overrides_apply(experiment):
+    """A sweep key that is misspelt, or a value of the wrong type, fails here, not after hours."""
+    module = importlib.import_module(f"experiments.{experiment}.config")
+    points = module.sweep()
+    assert points, "an experiment needs at least one point"
+    for overrides in points:
+        config = module.get_config("tiny")
+        for key, value in overrides.items():
+            *parents, leaf = key.split(".")
+            node = config
+            for p in parents:
+                node = node[p]
+            assert leaf in node, f"{experiment}: {key} is not a config field"
+            node[leaf] = value  # ConfigDict type-checks the assignment
+
+
+def test_commands_have_one_workdir_per_point(tmp_path):
+    """Sweep points never share a workdir (results would overwrite each other)."""
+    for experiment in EXPERIMENTS:
+        runs = run.commands(experiment, str(tmp_path), "tiny", "train")
+        workdirs = [w for w, _ in runs]
+        assert len(set(workdirs)) == len(workdirs)
+        assert all(any(a.startswith("--config.") for a in argv) for _, argv in runs)
