@@ -8,6 +8,8 @@ Main job on the default corpus (CPU, ~minutes):
 Tests and smoke checks: `configs/transformer.py:tiny`.
 """
 
+import ml_collections
+
 from configs import common
 
 
@@ -21,8 +23,13 @@ def get_config(arg: str | None = None):
     m.embed_dim = 192
     m.mlp_dim = 768
     m.attention_window_s = 1.0  # each frame attends to frames within +-0.5 s
+    # Part of that window in the future; None: half (centred). Smaller = lower
+    # streaming latency; 0 makes attention causal.
+    m.attention_lookahead_s = ml_collections.config_dict.placeholder(float)
     m.pos_encoding = "sinusoidal"  # 'sinusoidal' | 'conv'
+    m.pos_conv_frames = 5  # kernel width (frames) of the 'conv' positional encoding
     m.long_range = "none"  # 'none' | 'full' | 'criss_cross'
+    m.long_range_stride_s = 0.5  # 'criss_cross': the last block also sees frames this far apart
     config = common.apply_variant(config, arg)
     if arg == "tiny":
         m.num_layers = 1
