@@ -1,0 +1,320 @@
+"""Tests of the grain pipelines (jaxnotes/data/pipeline.py) on a small synthetic dataset."""
+
+import musicnet_fixtures as fx
+import numpy as np
+import pytest
+
+from jaxnotes.data import BATCH_KEYS, features, pipeline
+from jaxnotes.data import labels as labels_lib
+
+CHUNK = 32  # small chunks: 5 per 3 s piece, so shards and shuffles have something to do
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """4 train (one held out for validation) + 1 test recordings; windows of 22 frames."""
+    root = tmp_path_factory.mktemp("musicnet")
+    fx.make_musicnet(root, notes_per_piece=10)
+    config = _config(root, tmp_path_factory.mktemp("cache"))
+    pipeline.ensure_dataset(config, ("train", "test"))
+    return config
+
+
+def _config(root, cache, **overrides):
+    config = fx.tiny_config(root, cache, chunk_frames=CHUNK, batch_seconds=0.5)
+    for key, value in overrides.items():
+        section, field = key.split(".")
+        setattr(config[section], field, value)
+    return config
+
+
+def _like(config, **overrides):
+    return _config(config.data.musicnet_dir, config.data.cache_dir, **overrides)
+
+
+def _take(iterator, n):
+    return [next(iterator) for _ in range(n)]
+
+
+def _assert_same(batches_a, batches_b):
+    for a, b in zip(batches_a, batches_b, strict=True):
+        for key in BATCH_KEYS:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def _piece_rolls(config, split):
+    """Whole-piece 128-pitch (frames, onsets) rolls from the label CSVs, by piece_id."""
+    cqt = features.CqtConfig.from_config(config.cqt)
+    rolls = {}
+    for pid, piece in pipeline.piece_info(config, split).items():
+        folder = "test" if split == "test" else "train"
+        notes = labels_lib.read_label_csv(
+            fx.labels_path(config.data.musicnet_dir, folder, piece.name), 44100
+        )
+        rolls[pid] = labels_lib.notes_to_rolls(notes, piece.num_frames, cqt.frames_per_second)
+    return rolls
+
+
+def test_batches_follow_the_contract(dataset):
+    """Keys, shapes and dtypes must be exactly the data contract's, sized by load_meta."""
+    meta = pipeline.load_meta(dataset)
+    window = pipeline.window_frames(dataset)
+    assert window == round(0.5 * meta.frames_per_second) == 22
+    batch = next(pipeline.make_train_iter(dataset))
+    assert set(batch) == set(BATCH_KEYS)
+    b = dataset.data.batch_size
+    expected = {
+        "cqt": ((b, window, meta.n_bins), np.float32),
+        "frames": ((b, window, meta.n_pitches), np.float32),
+        "onsets": ((b, window, meta.n_pitches), np.float32),
+        "mask": ((b, window), np.float32),
+        "piece_id": ((b,), np.int32),
+        "start_frame": ((b,), np.int32),
+    }
+    for key, (shape, dtype) in expected.items():
+        assert batch[key].shape == shape and batch[key].dtype == dtype, key
+    eval_batch = next(pipeline.make_eval_iter(dataset, "validation"))
+    assert eval_batch["cqt"].shape == (dataset.data.eval_batch_size, CHUNK, meta.n_bins)
+    assert {k: v.dtype for k, v in eval_batch.items()} == {k: v[1] for k, v in expected.items()}
+
+
+@pytest.mark.parametrize("windows_per_chunk", [1, 2])
+def test_windows_hold_the_right_frames_and_mask(dataset, windows_per_chunk):
+    """Each window's labels and mask must be the piece's own at [start_frame, start_frame + T)."""
+    config = _like(dataset, **{"data.windows_per_chunk": windows_per_chunk})
+    rolls = _piece_rolls(config, "train")
+    num_frames = {p: i.num_frames for p, i in pipeline.piece_info(config, "train").items()}
+    d = config.data
+    seen_short = False
+    for batch in _take(pipeline.make_train_iter(config), 15):
+        assert batch["cqt"].shape[0] == d.batch_size
+        chunk_ids = batch["piece_id"] * 1000 + batch["start_frame"] // CHUNK
+        # Consecutive windows_per_chunk windows come from one chunk read.
+        assert (
+            chunk_ids.reshape(-1, windows_per_chunk) == chunk_ids[::windows_per_chunk, None]
+        ).all()
+        for i, (pid, start) in enumerate(zip(batch["piece_id"], batch["start_frame"], strict=True)):
+            frames_Tx128, onsets_Tx128 = rolls[pid]
+            end = min(start + batch["mask"].shape[1], num_frames[pid])
+            valid = end - start
+            assert (start // CHUNK) == (start + valid - 1) // CHUNK, "a window crossed chunks"
+            np.testing.assert_array_equal(batch["mask"][i, :valid], 1)
+            np.testing.assert_array_equal(batch["mask"][i, valid:], 0)
+            seen_short |= valid < batch["mask"].shape[1]
+            for key, roll in (("frames", frames_Tx128), ("onsets", onsets_Tx128)):
+                folded = labels_lib.fold_pitches(roll[start:end], d.min_pitch, d.max_pitch, False)
+                np.testing.assert_array_equal(batch[key][i, :valid], folded)
+                assert not batch[key][i, valid:].any()
+    assert seen_short, "the 2-frame last chunks should have been drawn in 15 batches"
+
+
+def test_same_seed_same_batches(dataset):
+    """Two iterators with one seed must give identical batches; another seed must differ."""
+    first = _take(pipeline.make_train_iter(dataset), 4)
+    _assert_same(first, _take(pipeline.make_train_iter(dataset), 4))
+    other = _take(pipeline.make_train_iter(_like(dataset, **{"data.shuffle_seed": 1})), 4)
+    assert any(
+        (a["start_frame"] != b["start_frame"]).any() for a, b in zip(first, other, strict=True)
+    )
+
+
+def test_resume_from_state_gives_the_next_batches(dataset, tmp_path):
+    """Restoring get_state() (directly or through Orbax) must continue exactly where it stopped."""
+    import grain
+    import orbax.checkpoint as ocp
+
+    config = _like(dataset, **{"augment.pitch_shift_semitones": 2, "augment.gain_db": 6.0})
+    it = pipeline.make_train_iter(config)
+    _take(it, 3)
+    state = it.get_state()
+    manager = ocp.CheckpointManager(str(tmp_path / "ckpt"))
+    manager.save(3, args=ocp.args.Composite(data=grain.checkpoint.CheckpointSave(it)))
+    manager.wait_until_finished()
+    expected = _take(it, 3)
+    resumed = pipeline.make_train_iter(config)
+    resumed.set_state(state)
+    _assert_same(expected, _take(resumed, 3))
+    restored = pipeline.make_train_iter(config)
+    manager.restore(3, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(restored)))
+    _assert_same(expected, _take(restored, 3))
+    manager.close()
+
+
+def test_process_shards_are_disjoint(dataset):
+    """Two processes must draw disjoint chunk sets that together cover the split."""
+    chunks = {}
+    for index in (0, 1):
+        it = pipeline.make_train_iter(dataset, process_index=index, process_count=2)
+        batches = _take(it, 12)
+        assert batches[0]["cqt"].shape[0] == dataset.data.batch_size // 2
+        chunks[index] = {
+            (int(p), int(s) // CHUNK)
+            for b in batches
+            for p, s in zip(b["piece_id"], b["start_frame"], strict=True)
+        }
+    all_chunks = {
+        (pid, c)
+        for pid, info in pipeline.piece_info(dataset, "train").items()
+        for c in range(-(-info.num_frames // CHUNK))
+    }
+    assert not chunks[0] & chunks[1]
+    assert chunks[0] | chunks[1] == all_chunks
+
+
+@pytest.mark.parametrize("process_count", [1, 2])
+def test_eval_counts_every_frame_once(dataset, process_count):
+    """Eval batches must cover each real frame exactly once (mask) with correct labels."""
+    rolls = _piece_rolls(dataset, "train")
+    info = pipeline.piece_info(dataset, "train")
+    counts = {pid: np.zeros(i.num_frames, int) for pid, i in info.items()}
+    num_batches = set()
+    for index in range(process_count):
+        batches = list(
+            pipeline.make_eval_iter(
+                dataset, "train", process_index=index, process_count=process_count
+            )
+        )
+        num_batches.add(len(batches))
+        for batch in batches:
+            assert batch["piece_id"].shape[0] == dataset.data.eval_batch_size // process_count
+            for i, pid in enumerate(batch["piece_id"]):
+                if pid < 0:  # padding
+                    assert not batch["mask"][i].any() and not batch["frames"][i].any()
+                    continue
+                start = int(batch["start_frame"][i])
+                valid = int(batch["mask"][i].sum())
+                counts[pid][start : start + valid] += 1
+                expected = labels_lib.fold_pitches(rolls[pid][0], 21, 108, False)
+                np.testing.assert_array_equal(
+                    batch["frames"][i, :valid], expected[start : start + valid]
+                )
+    assert len(num_batches) == 1, "every process must run the same number of eval batches"
+    for pid, count in counts.items():
+        np.testing.assert_array_equal(count, 1, err_msg=f"piece {pid}")
+
+
+def test_only_note_names_folds_to_12_classes(dataset):
+    """With only_note_names the outputs must be 12 pitch classes, C = 0, over all octaves."""
+    config = _like(dataset, **{"data.only_note_names": True})
+    assert pipeline.load_meta(config).n_pitches == 12
+    rolls = _piece_rolls(config, "validation")
+    batch = next(pipeline.make_eval_iter(config, "validation"))
+    assert batch["frames"].shape[-1] == 12
+    for i, pid in enumerate(batch["piece_id"]):
+        if pid >= 0:
+            start, valid = int(batch["start_frame"][i]), int(batch["mask"][i].sum())
+            frames_Tx128 = rolls[pid][0][start : start + valid]
+            classes = np.zeros((valid, 12))
+            for p in range(128):
+                classes[:, p % 12] = np.maximum(classes[:, p % 12], frames_Tx128[:, p])
+            np.testing.assert_array_equal(batch["frames"][i, :valid], classes)
+
+
+def test_pitch_shift_moves_labels_with_cqt_energy(dataset):
+    """After pitch shift, the strongest CQT bin of single-note frames must be the label's pitch."""
+    config = _like(
+        dataset,
+        **{"augment.pitch_shift_semitones": 5, "data.min_pitch": 0, "data.max_pitch": 127},
+    )
+    cqt = features.CqtConfig.from_config(config.cqt)
+    # Below ~MIDI 30 the CQT filters last ~0.3 s, so any onset nearby smears energy there.
+    lowest = int(cqt.bin_of_pitch(30))
+    rolls = _piece_rolls(config, "train")
+    checked, shifts = 0, set()
+    for batch in _take(pipeline.make_train_iter(config), 12):
+        for b in range(batch["frames"].shape[0]):
+            frames_TxP, mask_T = batch["frames"][b], batch["mask"][b]
+            start, valid = int(batch["start_frame"][b]), int(mask_T.sum())
+            original = rolls[batch["piece_id"][b]][0][start : start + valid]
+            if original.any():  # which shift turns the stored labels into these?
+                (shift,) = [
+                    k
+                    for k in range(-5, 6)
+                    if (np.roll(original, k, -1) == frames_TxP[:valid]).all()
+                ]
+                shifts.add(shift)
+            for t in range(4, len(mask_T) - 4):
+                # Frames of one note with no other note within 4 frames (CQT filter smear).
+                near = frames_TxP[t - 4 : t + 5]
+                if not (mask_T[t - 4 : t + 5].all() and (near.sum(-1) == 1).all()):
+                    continue
+                pitch = int(np.argmax(frames_TxP[t]))
+                if (np.argmax(near, axis=-1) != pitch).any():
+                    continue
+                peak = lowest + np.argmax(batch["cqt"][b, t, lowest:])
+                assert abs(peak - cqt.bin_of_pitch(pitch)) <= 1, (pitch, peak)
+                checked += 1
+    assert checked > 50, checked
+    assert len(shifts) >= 4, shifts
+
+
+def test_augment_shift_jitter_and_gain():
+    """Shift moves CQT by semitones*bps and labels by semitones; jitter moves CQT only; gain is
+    affine in dB with silent bins kept silent."""
+    silence = (features.DB_FLOOR - features.DB_CENTRE) / features.DB_SCALE
+    cqt_TxF = np.full((2, 20), silence, np.float32)
+    cqt_TxF[:, 8] = 1.0
+    frames_Tx128 = np.zeros((2, 128), np.uint8)
+    frames_Tx128[:, 64] = 1
+    example = {"cqt": cqt_TxF, "frames": frames_Tx128, "onsets": frames_Tx128}
+    out = pipeline.augment(
+        example, shift=2, jitter=1, gain_db=0.0, bins_per_semitone=2, silence=silence
+    )
+    assert np.argmax(out["cqt"][0]) == 8 + 2 * 2 + 1 and np.argmax(out["frames"][0]) == 66
+    assert (out["cqt"][:, :5] == silence).all(), "bins moved in from below must be silent"
+    out = pipeline.augment(
+        example, shift=-3, jitter=0, gain_db=0.0, bins_per_semitone=2, silence=silence
+    )
+    assert np.argmax(out["cqt"][0]) == 2 and np.argmax(out["onsets"][0]) == 61
+    out = pipeline.augment(
+        example, shift=0, jitter=0, gain_db=6.0, bins_per_semitone=2, silence=silence
+    )
+    np.testing.assert_allclose(out["cqt"][:, 8], 1.0 + 6.0 / features.DB_SCALE, rtol=1e-6)
+    assert (np.delete(out["cqt"], 8, axis=1) == silence).all()
+    out = pipeline.augment(
+        example, shift=0, jitter=0, gain_db=-200.0, bins_per_semitone=2, silence=silence
+    )
+    assert (out["cqt"] == silence).all()
+    np.testing.assert_array_equal(out["frames"], frames_Tx128)
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"data.batch_size": 6}, "config.data.batch_size=6"),
+        ({"data.batch_seconds": 0.0}, "config.data.batch_seconds=0.0"),
+        ({"data.batch_seconds": 5.0}, "config.data.batch_seconds=5.0"),
+        ({"data.min_pitch": 90, "data.max_pitch": 80}, "config.data.min_pitch=90"),
+        ({"data.eval_batch_size": 0}, "config.data.eval_batch_size=0"),
+        ({"augment.pitch_shift_semitones": -1}, "config.augment.pitch_shift_semitones=-1"),
+    ],
+)
+def test_bad_config_values_name_the_field(tmp_path, overrides, field):
+    """Unusable config values must fail before any reading, naming the field and value."""
+    config = _config(tmp_path / "nowhere", tmp_path, **overrides)
+    with pytest.raises(ValueError, match=field):
+        pipeline.make_train_iter(config, process_index=0, process_count=4)
+
+
+def test_steps_per_epoch_and_meta(dataset, tmp_path):
+    """An epoch is the split's frames over window x batch; load_meta needs no dataset."""
+    total = sum(i.num_frames for i in pipeline.piece_info(dataset, "train").values())
+    expected = total // (pipeline.window_frames(dataset) * dataset.data.batch_size)
+    assert pipeline.steps_per_epoch(dataset) == max(1, expected)
+    meta = pipeline.load_meta(_config(tmp_path / "nowhere", tmp_path / "none"))
+    assert (meta.n_bins, meta.n_pitches, meta.min_pitch, meta.bins_per_semitone) == (192, 88, 21, 2)
+
+
+def test_piece_info_holds_the_labelled_notes(dataset):
+    """Piece info must carry each recording's notes (seconds, pitch, program) for note metrics."""
+    for piece in pipeline.piece_info(dataset, "test").values():
+        csv = fx.labels_path(dataset.data.musicnet_dir, "test", piece.name)
+        assert piece.notes == sorted(labels_lib.read_label_csv(csv, 44100))
+        assert piece.seconds == pytest.approx(3.0) and piece.composer == "Synth"
+
+
+def test_worker_processes_give_the_same_batches(dataset):
+    """num_workers > 0 (grain processes; transforms must pickle) must not change the batches."""
+    expected = _take(pipeline.make_train_iter(dataset), 4)
+    it = pipeline.make_train_iter(_like(dataset, **{"data.num_workers": 1}))
+    _assert_same(expected, _take(it, 4))
