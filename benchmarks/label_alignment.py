@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxnotes.data import audio as audio_lib
 from jaxnotes.data import corpus as corpus_lib
-from jaxnotes.data import musicnet
+from jaxnotes.data import musicnet, rendering
 
 ANALYSIS_SR = 22050
 HOP = 128  # 5.8 ms frames: finer than the tolerances measured
@@ -73,7 +73,7 @@ def first_sound_delay(recording, first_onset_s: float) -> float:
     """
     audio_S = audio_lib.load_audio(recording.audio_path)
     loud = np.abs(audio_S) > 1e-3 * np.abs(audio_S).max()
-    return np.argmax(loud) / corpus_lib.SAMPLE_RATE - first_onset_s
+    return np.argmax(loud) / rendering.SAMPLE_RATE - first_onset_s
 
 
 def folder_bytes(root: str) -> int:
@@ -118,7 +118,7 @@ def main() -> None:
             audio_S = audio_lib.load_audio(recording.audio_path, ANALYSIS_SR)
             seconds[split] += len(audio_S) / ANALYSIS_SR
             labelled = onset_clusters(
-                np.array([n.start_s for n in recording.read_notes(corpus_lib.SAMPLE_RATE)])
+                np.array([n.start_s for n in recording.read_notes(rendering.SAMPLE_RATE)])
             )
             detected = detect_onsets(audio_S)
             first_sound.append(first_sound_delay(recording, labelled[0]))

@@ -15,10 +15,10 @@ import soundfile as sf
 
 from configs import common
 from jaxnotes.data import audio as audio_lib
-from jaxnotes.data import corpus, musicnet
+from jaxnotes.data import corpus, musicnet, rendering
 from jaxnotes.data import labels as labels_lib
 
-SR = corpus.SAMPLE_RATE
+SR = rendering.SAMPLE_RATE
 MUSICNET_COLUMNS = (
     "id,composer,composition,movement,ensemble,source,transcriber,catalog_name,seconds"
 )
@@ -88,7 +88,7 @@ def test_labels_read_back_inside_their_audio(tiny):
         assert len(notes) > 10
         for n in notes:
             assert 0 <= n.start_s < n.end_s <= frames / SR
-            assert n.program in corpus.INSTRUMENT_NAMES and 21 <= n.pitch <= 108
+            assert n.program in rendering.INSTRUMENT_NAMES and 21 <= n.pitch <= 108
             assert n.note_value and n.duration_beats > 0 and n.start_beat >= 0
 
 
@@ -239,12 +239,12 @@ def test_exclude_works_stay_out_of_train():
 
 def test_missing_fluidsynth_says_what_to_install(monkeypatch, tmp_path):
     """Without fluidsynth the error names the Debian package instead of a bare FileNotFound."""
-    monkeypatch.setattr(corpus.shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.setattr(rendering.shutil, "which", lambda *args, **kwargs: None)
     with pytest.raises(corpus.CorpusError, match="apt-get install fluidsynth"):
         corpus.ensure_corpus(data_config(tmp_path), progress=False)
-    monkeypatch.setattr(corpus, "SOUNDFONT_DIRS", (str(tmp_path),))
+    monkeypatch.setattr(rendering, "SOUNDFONT_DIRS", (str(tmp_path),))
     with pytest.raises(corpus.CorpusError, match="apt-get install musescore-general-soundfont"):
-        corpus.find_soundfont(corpus.TEST_SOUNDFONT)
+        rendering.find_soundfont(corpus.TEST_SOUNDFONT)
 
 
 def test_score_pitfalls_become_clean_events():
@@ -257,16 +257,16 @@ def test_score_pitfalls_become_clean_events():
     part.insert(2.0, music21.note.Note("E4", quarterLength=0.25))  # unison with the chord
     score = music21.stream.Score([part])
     piece = corpus.plan_corpus("tiny", 0)[0]
-    events = corpus._events(score, [41], 60.0, piece)
+    events = rendering._events(score, [41], 60.0, piece)
     # The two E4s start together on one channel: only one can sound, and be labelled.
     assert [(e.pitch, e.start_q, e.duration_q, e.value) for e in events] == [
         (60, 0.0, 2.0, "Half"),
         (64, 2.0, 0.5, "Eighth"),
         (67, 2.0, 0.5, "Eighth"),
     ]
-    assert events[0].start_s == corpus.LEAD_S and events[1].start_s == corpus.LEAD_S + 2.0
-    assert corpus._note_value(music21.duration.Duration(0.75)) == "Dotted Eighth"
-    assert corpus._note_value(music21.duration.Duration(1 / 3)) == "Triplet Eighth"
+    assert events[0].start_s == rendering.LEAD_S and events[1].start_s == rendering.LEAD_S + 2.0
+    assert rendering._note_value(music21.duration.Duration(0.75)) == "Dotted Eighth"
+    assert rendering._note_value(music21.duration.Duration(1 / 3)) == "Triplet Eighth"
 
 
 def test_cli_prints_where_and_what(tiny, capsys):
