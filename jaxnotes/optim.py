@@ -1,0 +1,165 @@
+"""The optimizer: gradient clipping, AdamW and the learning-rate schedule.
+
+Owns `config.optim` (lr, schedule, gamma, milestones, warmup_steps, weight_decay,
+clip_norm) and the epoch -> step conversion of the schedule. Must not import data,
+model or loop code: the caller passes `steps_per_epoch`.
+
+Schedules (s is the optimizer step, counted from 0; `w = warmup_steps`):
+  warmup   s < w:   lr * (s + 1) / w, so the first step already learns.
+  'cosine' s >= w:  lr * (1 + cos(pi * (s - w) / (S - w))) / 2, S = num_epochs *
+                    steps_per_epoch, reaching 0 at the end of the last epoch.
+  'step'   s >= w:  lr * gamma ** (number of milestones m with s >= m * steps_per_epoch),
+                    like torch's MultiStepLR stepped once per epoch.
+"""
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+SCHEDULES = ("cosine", "step")
+
+Schedule = Callable[[int], jnp.ndarray]
+
+
+def _require(ok: bool, field: str, value, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"config.{field} must be {expected}; got {value!r}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def validate(config: ml_collections.ConfigDict, steps_per_epoch: int) -> None:
+    """Raises ValueError naming the first bad optimizer field.
+
+    Args:
+      config: the full config (reads `config.optim` and `config.num_epochs`).
+      steps_per_epoch: optimizer steps in one epoch (from the data pipeline).
+    """
+    o = config.optim
+    if not (_is_int(steps_per_epoch) and steps_per_epoch >= 1):
+        raise ValueError(
+            f"steps_per_epoch must be a positive int; got {steps_per_epoch!r} (is the train "
+            "split empty, or smaller than one batch of config.data.batch_size windows?)"
+        )
+    _require(
+        _is_int(config.num_epochs) and config.num_epochs >= 1,
+        "num_epochs",
+        config.num_epochs,
+        "a positive int",
+    )
+    _require(o.schedule in SCHEDULES, "optim.schedule", o.schedule, f"one of {SCHEDULES}")
+    _require(_is_real(o.lr) and o.lr > 0, "optim.lr", o.lr, "a finite number > 0")
+    _require(
+        _is_real(o.weight_decay) and o.weight_decay >= 0,
+        "optim.weight_decay",
+        o.weight_decay,
+        "a finite number >= 0",
+    )
+    _require(
+        _is_real(o.clip_norm) and o.clip_norm > 0,
+        "optim.clip_norm",
+        o.clip_norm,
+        "a finite number > 0 (the global gradient norm is clipped to it)",
+    )
+    total_steps = config.num_epochs * steps_per_epoch
+    _require(
+        _is_int(o.warmup_steps) and 0 <= o.warmup_steps < total_steps,
+        "optim.warmup_steps",
+        o.warmup_steps,
+        f"an int in [0, num_epochs * steps_per_epoch = {total_steps})",
+    )
+    if o.schedule == "step":
+        _require(_is_real(o.gamma) and 0 < o.gamma <= 1, "optim.gamma", o.gamma, "in (0, 1]")
+        milestones = o.milestones
+        _require(
+            isinstance(milestones, Sequence) and all(_is_int(m) for m in milestones),
+            "optim.milestones",
+            milestones,
+            "a sequence of int epochs",
+        )
+        _require(
+            all(a < b for a, b in zip(milestones, milestones[1:], strict=False)),
+            "optim.milestones",
+            tuple(milestones),
+            "strictly increasing epochs",
+        )
+        _require(
+            all(0 < m < config.num_epochs for m in milestones),
+            "optim.milestones",
+            tuple(milestones),
+            f"epochs in [1, num_epochs - 1 = {config.num_epochs - 1}] (a milestone at epoch "
+            "m multiplies the lr by gamma from the first step of epoch m, counted from 0)",
+        )
+
+
+def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> Schedule:
+    """Returns the learning rate as a function of the optimizer step (validated)."""
+    validate(config, steps_per_epoch)
+    o = config.optim
+    lr, warmup = float(o.lr), int(o.warmup_steps)
+    total_steps = config.num_epochs * steps_per_epoch
+
+    def warmup_factor(step):
+        if warmup == 0:
+            return jnp.ones_like(step, dtype=jnp.float32)
+        return jnp.minimum(1.0, (step + 1.0) / warmup)
+
+    if o.schedule == "cosine":
+
+        def schedule(step):
+            step = jnp.asarray(step, jnp.float32)
+            progress = jnp.clip((step - warmup) / (total_steps - warmup), 0.0, 1.0)
+            cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+            return lr * jnp.where(step < warmup, warmup_factor(step), cosine)
+
+    else:
+        boundaries = jnp.asarray([m * steps_per_epoch for m in o.milestones], jnp.float32)
+        gamma = float(o.gamma)
+
+        def schedule(step):
+            step = jnp.asarray(step, jnp.float32)
+            # Milestones and warmup compose, so a milestone inside the warmup still counts.
+            num_passed = jnp.sum(step >= boundaries) if len(o.milestones) else 0.0
+            return lr * warmup_factor(step) * gamma**num_passed
+
+    return schedule
+
+
+def make_optimizer(
+    config: ml_collections.ConfigDict, steps_per_epoch: int
+) -> tuple[optax.GradientTransformation, Schedule]:
+    """Builds clip-by-global-norm followed by AdamW on the configured schedule.
+
+    Args:
+      config: the full config (`config.optim`, `config.num_epochs`).
+      steps_per_epoch: optimizer steps per epoch; milestones and the cosine length are
+        converted from epochs to steps with it.
+
+    Returns:
+      (tx, schedule): the optax transformation and step -> learning rate.
+
+    Raises:
+      ValueError: a bad `config.optim` field or `num_epochs`; the message names it.
+    """
+    schedule = make_schedule(config, steps_per_epoch)
+    # AdamW with torch's defaults (b1 0.9, b2 0.999, eps 1e-8) decaying every parameter,
+    # as the original's torch.optim.AdamW did.
+    tx = optax.chain(
+        optax.clip_by_global_norm(float(config.optim.clip_norm)),
+        optax.adamw(schedule, weight_decay=float(config.optim.weight_decay)),
+    )
+    return tx, schedule

@@ -1,0 +1,482 @@
+"""Training: the train state, pure train/eval steps, and the `train`/`train-val` loop.
+
+Functional core: the model is split once into a static graphdef and array state
+(`nnx.split`), and `train_step`/`eval_step` are pure functions of that state, jitted once
+with explicit shardings (state replicated, batch split over 'data'). The loop around them
+owns logging, validation, the dev (best validation) model, early stopping, checkpoints,
+preemption and the NaN guard. Imports the data pipeline only through its contract.
+
+Metrics leave the device as counts (loss sum, frames, TP/FP/FN), so sums over batches and
+devices are exact and a ratio is taken only when a number is reported.
+
+Legend: B batch, T frames, F CQT bins, P pitches.
+"""
+
+import dataclasses
+import functools
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+from absl import logging
+from flax import nnx
+
+from jaxnotes import checkpoint, models, optim, parallel
+from jaxnotes.data import Meta, pipeline
+
+MODEL_KEYS = ("cqt", "frames", "onsets", "mask")  # the batch keys a step reads
+# Validation numbers that can choose the dev model (config.dev_metric).
+DEV_METRICS = tuple(
+    f"val/{k}"
+    for k in ("loss", "frame_f1", "frame_precision", "frame_recall", "onset_f1", "frame_accuracy")
+)
+# The loss is never perfectly zero; counts and norms may be, so only these are checked.
+_FINITE_KEYS = ("loss_sum", "grad_norm")
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything that changes during training; the graphdef stays outside (static)."""
+
+    step: jax.Array  # optimizer steps taken
+    params: nnx.State  # nnx.Param variables
+    opt_state: optax.OptState
+    rest: nnx.State  # all other model variables (RNG streams, running statistics)
+
+
+def build_model(config: ml_collections.ConfigDict, meta: Meta) -> nnx.Module:
+    return models.get_model(
+        config.model_name, meta=meta, rngs=nnx.Rngs(config.seed), **config.model
+    )
+
+
+def create_train_state(
+    config: ml_collections.ConfigDict,
+    meta: Meta,
+    tx: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh,
+) -> tuple[nnx.GraphDef, TrainState, TrainState]:
+    """Returns (graphdef, abstract_state, init_fn).
+
+    `abstract_state` carries shapes and shardings (the restore target); calling
+    `init_fn()` initialises the state directly with those shardings.
+    """
+
+    def init() -> TrainState:
+        _, params, rest = nnx.split(build_model(config, meta), nnx.Param, ...)
+        step = jnp.zeros((), jnp.int32)
+        return TrainState(step=step, params=params, opt_state=tx.init(params), rest=rest)
+
+    graphdef, _, _ = nnx.split(nnx.eval_shape(lambda: build_model(config, meta)), nnx.Param, ...)
+    init_fn = jax.jit(init, out_shardings=parallel.replicated(mesh))
+    shapes = jax.eval_shape(init)
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=parallel.replicated(mesh)),
+        shapes,
+    )
+    return graphdef, abstract, init_fn
+
+
+def loss_and_counts(outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]):
+    """Masked BCE-with-logits (frame + onset heads) and frame/onset counts at p >= 0.5.
+
+    A frame's loss is its BCE summed over pitches and both heads, so the training loss
+    (`loss_sum / frame_count`, the mean over real frames) does not shrink as P grows.
+    """
+    mask_BxT = batch["mask"].astype(jnp.float32)
+    mask_BxTx1 = mask_BxT[..., None]
+    counts = {"loss_sum": jnp.zeros((), jnp.float32)}
+    for head, labels in (("frame", "frames"), ("onset", "onsets")):
+        logits_BxTxP = outputs[head].astype(jnp.float32)
+        labels_BxTxP = batch[labels].astype(jnp.float32)
+        bce_BxTxP = optax.sigmoid_binary_cross_entropy(logits_BxTxP, labels_BxTxP)
+        counts["loss_sum"] += jnp.sum(bce_BxTxP * mask_BxTx1)
+        # p >= 0.5 is logit >= 0; masked cells count as neither predicted nor true.
+        pred_BxTxP = (logits_BxTxP >= 0) & (mask_BxTx1 > 0)
+        true_BxTxP = (labels_BxTxP > 0.5) & (mask_BxTx1 > 0)
+        counts[f"{head}_tp"] = jnp.sum(pred_BxTxP & true_BxTxP, dtype=jnp.int32)
+        counts[f"{head}_fp"] = jnp.sum(pred_BxTxP & ~true_BxTxP, dtype=jnp.int32)
+        counts[f"{head}_fn"] = jnp.sum(~pred_BxTxP & true_BxTxP, dtype=jnp.int32)
+        if head == "frame":
+            # The original's accuracy: frames whose whole pitch vector is right.
+            wrong_BxT = jnp.sum(pred_BxTxP != true_BxTxP, axis=-1)
+            counts["exact_frames"] = jnp.sum((wrong_BxT == 0) & (mask_BxT > 0), dtype=jnp.int32)
+    counts["frame_count"] = jnp.sum(mask_BxT > 0, dtype=jnp.int32)
+    return counts
+
+
+def _reseed_dropout(model: nnx.Module, key: jax.Array) -> None:
+    # Dropout masks depend only on (seed, step), never on how many steps ran in this
+    # process, so a resumed run draws exactly the masks of an uninterrupted one.
+    tags = sorted({s.key.tag for _, s in nnx.iter_graph(model) if isinstance(s, nnx.RngStream)})
+    if tags:
+        nnx.reseed(model, **{tag: jax.random.fold_in(key, i) for i, tag in enumerate(tags)})
+
+
+def train_step(
+    graphdef: nnx.GraphDef,
+    tx: optax.GradientTransformation,
+    state: TrainState,
+    batch: Mapping[str, jax.Array],
+    rng: jax.Array,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimizer step on `batch`; returns the new state and this step's counts/norms."""
+
+    def loss_fn(params):
+        # copy=True: merge would otherwise reuse the Variables of `state.rest`, created
+        # outside this grad trace, and NNX refuses to mutate them here (dropout counts).
+        model = nnx.merge(graphdef, params, state.rest, copy=True)
+        model.train()
+        _reseed_dropout(model, jax.random.fold_in(rng, state.step))
+        counts = loss_and_counts(model(batch["cqt"]), batch)
+        loss = counts["loss_sum"] / jnp.maximum(counts["frame_count"], 1)
+        _, _, rest = nnx.split(model, nnx.Param, ...)
+        return loss, (counts, rest)
+
+    grads, (counts, rest) = jax.grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {
+        **counts,
+        "grad_norm": optax.global_norm(grads),
+        "update_norm": optax.global_norm(updates),
+        "param_norm": optax.global_norm(params),
+    }
+    new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state, rest=rest)
+    return new_state, metrics
+
+
+def eval_step(
+    graphdef: nnx.GraphDef, state: TrainState, batch: Mapping[str, jax.Array]
+) -> dict[str, jax.Array]:
+    """Counts of the model in eval mode (no dropout) on `batch`."""
+    model = nnx.merge(graphdef, state.params, state.rest)
+    model.eval()
+    return loss_and_counts(model(batch["cqt"]), batch)
+
+
+def compile_steps(
+    graphdef: nnx.GraphDef, tx: optax.GradientTransformation, mesh: jax.sharding.Mesh
+) -> tuple[Callable, Callable]:
+    """The jitted `(state, batch, rng) -> (state, metrics)` and `(state, batch) -> counts`."""
+    rep, data = parallel.replicated(mesh), parallel.data_sharding(mesh)
+    train_fn = jax.jit(
+        functools.partial(train_step, graphdef, tx),
+        in_shardings=(rep, data, rep),
+        out_shardings=(rep, rep),
+        donate_argnums=0,  # the old state's buffers become the new state's
+    )
+    eval_fn = jax.jit(
+        functools.partial(eval_step, graphdef), in_shardings=(rep, data), out_shardings=rep
+    )
+    return train_fn, eval_fn
+
+
+def to_device(batch: Mapping[str, np.ndarray], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
+    """The model's batch keys as global arrays split over 'data' (rows padded with mask 0)."""
+    local = parallel.pad_batch(
+        {k: batch[k] for k in MODEL_KEYS}, parallel.local_batch_multiple(mesh)
+    )
+    return parallel.host_batch_to_global(local, mesh)
+
+
+def evaluate(
+    eval_fn: Callable, state: TrainState, batches: Iterable, mesh: jax.sharding.Mesh
+) -> dict[str, np.float64]:
+    """Counts summed over `batches` (on the host in 64 bits, so exact for any split size)."""
+    device_counts = [eval_fn(state, to_device(batch, mesh)) for batch in batches]
+    totals: dict[str, float] = {}
+    for counts in jax.device_get(device_counts):
+        for k, v in counts.items():
+            totals[k] = totals.get(k, 0) + np.float64(v)
+    return totals
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den else 0.0
+
+
+def summarize(counts: Mapping[str, float], prefix: str = "") -> dict[str, float]:
+    """Reported numbers from summed counts: loss per frame, frame/onset P/R/F1, accuracy."""
+    out = {"loss": _ratio(counts["loss_sum"], counts["frame_count"])}
+    for head in ("frame", "onset"):
+        tp, fp, fn = (counts[f"{head}_{k}"] for k in ("tp", "fp", "fn"))
+        out[f"{head}_precision"] = _ratio(tp, tp + fp)
+        out[f"{head}_recall"] = _ratio(tp, tp + fn)
+        out[f"{head}_f1"] = _ratio(2 * tp, 2 * tp + fp + fn)
+    out["frame_accuracy"] = _ratio(counts["exact_frames"], counts["frame_count"])
+    return {f"{prefix}{k}": v for k, v in out.items()}
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or Inf; nothing after the last good save was kept."""
+
+
+@dataclasses.dataclass
+class LoopState:
+    """What the loop must remember across restarts besides the TrainState (in `info`)."""
+
+    best_value: float | None = None  # best validation value of config.dev_metric
+    best_step: int | None = None
+    bad_epochs: int = 0  # consecutive validations without improvement
+    stopped_early: bool = False
+
+
+def _total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+    total = config.num_epochs * steps_per_epoch
+    return min(total, config.max_steps) if config.max_steps > 0 else total
+
+
+class _Run:
+    """One `train_and_evaluate` call: what lives between steps and what follows each step."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, validate: bool):
+        if validate and config.dev_metric not in DEV_METRICS:
+            raise ValueError(
+                f"config.dev_metric={config.dev_metric!r}; expected one of {DEV_METRICS}"
+            )
+        self.config, self.workdir, self.validate = config, workdir, validate
+        pipeline.ensure_dataset(config, ("train", "validation") if validate else ("train",))
+        self.meta = pipeline.load_meta(config)
+        self.steps_per_epoch = pipeline.steps_per_epoch(config, "train")
+        self.total_steps = _total_steps(config, self.steps_per_epoch)
+        self.tx, self.schedule = optim.make_optimizer(config, self.steps_per_epoch)
+        self.mesh = parallel.make_mesh()
+        parallel.check_batch_size(config.data.batch_size, self.mesh, "data.batch_size")
+        self.graphdef, self.abstract_state, self.init_fn = create_train_state(
+            config, self.meta, self.tx, self.mesh
+        )
+        self.train_fn, self.eval_fn = compile_steps(self.graphdef, self.tx, self.mesh)
+        self.train_iter = pipeline.make_train_iter(config, "train")
+        self.mngr = checkpoint.make_manager(
+            os.path.join(workdir, checkpoint.CHECKPOINTS), max_to_keep=config.keep_checkpoints
+        )
+        self.dev_mngr = None
+        if validate:
+            dev_dir = os.path.join(workdir, checkpoint.DEV_CHECKPOINTS)
+            self.dev_mngr = checkpoint.make_manager(dev_dir, max_to_keep=1)
+        self.writer = None
+        self.pending: list[tuple[int, dict]] = []  # (step, device metrics) not yet fetched
+        self.window: list[tuple[int, dict]] = []  # fetched, not yet logged
+        self.last_val: dict[str, float] = {}
+        # The dropout base key; each step folds its own number into it.
+        self.rng = jax.device_put(jax.random.key(config.seed + 1), parallel.replicated(self.mesh))
+
+    def info(self) -> dict[str, Any]:
+        """The JSON saved with each checkpoint: config, meta and the loop state."""
+        return {
+            "config": checkpoint.config_to_dict(self.config),
+            "meta": dataclasses.asdict(self.meta),
+            "loop": dataclasses.asdict(self.loop),
+        }
+
+    def restore_or_init(self) -> None:
+        restored = checkpoint.restore_latest(
+            self.mngr,
+            self.abstract_state,
+            data_iter=self.train_iter,
+            config=checkpoint.config_to_dict(self.config),
+            meta=dataclasses.asdict(self.meta),
+        )
+        if restored is None:
+            self.state, self.loop = self.init_fn(), LoopState()
+        else:
+            self.state, info = restored
+            self.loop = LoopState(**info["loop"])
+            diffs = checkpoint.config_diff(info["config"], checkpoint.config_to_dict(self.config))
+            if diffs:
+                logging.warning("resuming with a changed config:\n  %s", "\n  ".join(diffs))
+        checkpoint.write_run_files(self.workdir, self.config, self.meta)
+        self.step = int(self.state.step)
+        self.writer = checkpoint.MetricWriter(self.workdir, resume_step=self.step)
+        logging.info(
+            "%s; %d steps per epoch; starting at step %d of %d in %s",
+            parallel.describe(self.mesh),
+            self.steps_per_epoch,
+            self.step,
+            self.total_steps,
+            self.workdir,
+        )
+
+    def fetch(self) -> None:
+        """Moves per-step metrics to the host and stops on a non-finite loss.
+
+        The loop's only device -> host sync besides validation; it runs before every save,
+        so a non-finite state is never written.
+        """
+        for step, m in jax.device_get(self.pending):
+            if not all(math.isfinite(float(m[k])) for k in _FINITE_KEYS):
+                raise TrainingDivergedError(
+                    f"non-finite training loss at step {step} (loss sum {float(m['loss_sum'])}, "
+                    f"grad norm {float(m['grad_norm'])}); stopped without saving it. The last "
+                    f"good checkpoint is step {self.mngr.latest_step()} in "
+                    f"{self.mngr.directory}. Check the data for NaN/Inf, or lower config.optim.lr."
+                )
+            self.window.append((step, m))
+        self.pending.clear()
+
+    def log_train(self, timer: dict[str, float], bar: tqdm.tqdm) -> None:
+        self.fetch()
+        if not self.window:
+            return
+        window, last_step = self.window, self.window[-1][0]
+        totals = {k: sum(np.float64(m[k]) for _, m in window) for k in window[0][1]}
+        elapsed = time.perf_counter() - timer["start"] - timer["paused"]
+        scalars = {f"train/{k}": v for k, v in summarize(totals).items()}
+        for k in ("grad_norm", "update_norm"):
+            scalars[f"train/{k}"] = totals[k] / len(window)
+        scalars["train/param_norm"] = float(window[-1][1]["param_norm"])
+        scalars["train/learning_rate"] = float(self.schedule(last_step - 1))
+        scalars["train/epoch"] = last_step / self.steps_per_epoch
+        scalars["perf/steps_per_sec"] = len(window) / elapsed
+        scalars["perf/frames_per_sec"] = totals["frame_count"] / elapsed
+        scalars["perf/data_wait_fraction"] = timer["data"] / elapsed
+        self.writer.write(last_step, scalars)
+        loss, fps = scalars["train/loss"], scalars["perf/frames_per_sec"]
+        bar.set_postfix(loss=f"{loss:.4f}", frames_per_sec=f"{fps:.0f}")
+        self.window = []
+        timer.update(start=time.perf_counter(), paused=0.0, data=0.0)
+
+    def validate_and_keep_best(self) -> bool:
+        """Validates, keeps the dev model, and returns whether to stop early."""
+        self.fetch()
+        start = time.perf_counter()
+        batches = pipeline.make_eval_iter(self.config, "validation")
+        val = summarize(evaluate(self.eval_fn, self.state, batches, self.mesh), "val/")
+        val["perf/validation_sec"] = time.perf_counter() - start
+        value, loop = val[self.config.dev_metric], self.loop
+        lower_is_better = self.config.dev_metric.endswith("loss")
+        if loop.best_value is None or (
+            value < loop.best_value if lower_is_better else value > loop.best_value
+        ):
+            loop.best_value, loop.best_step, loop.bad_epochs = value, self.step, 0
+            checkpoint.save(self.dev_mngr, self.step, self.state, info={**self.info(), "val": val})
+        else:
+            loop.bad_epochs += 1
+        val["val/best"] = loop.best_value
+        self.writer.write(self.step, val)
+        self.last_val = val
+        logging.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in val.items()))
+        # Keras' convention: patience 0 stops at the first epoch without improvement.
+        patience = self.config.early_stopping_patience
+        return patience >= 0 and loop.bad_epochs > 0 and loop.bad_epochs >= patience
+
+    def train(self, hooks: Sequence[Callable[[int], None]]) -> dict[str, Any]:
+        self.restore_or_init()
+        config, stopped = self.config, "done"
+        # Per log window: wall time (validation excluded), time in next(train_iter).
+        timer = {"start": time.perf_counter(), "paused": 0.0, "data": 0.0}
+        bar = tqdm.tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=jax.process_index() != 0,
+        )
+        with bar, checkpoint.PreemptionGuard() as guard:
+            while self.step < self.total_steps and not self.loop.stopped_early:
+                start = time.perf_counter()
+                batch = next(self.train_iter)
+                timer["data"] += time.perf_counter() - start
+                self.state, metrics = self.train_fn(
+                    self.state, to_device(batch, self.mesh), self.rng
+                )
+                self.step += 1
+                self.pending.append((self.step, metrics))
+                bar.update(1)
+                for hook in hooks:
+                    hook(self.step)
+                epoch_end = self.step % self.steps_per_epoch == 0
+                last = self.step == self.total_steps
+                if self.step % config.log_every_steps == 0 or last:
+                    self.log_train(timer, bar)
+                if self.validate and (epoch_end or last):
+                    start = time.perf_counter()
+                    self.loop.stopped_early = self.validate_and_keep_best()
+                    timer["paused"] += time.perf_counter() - start
+                preempted = guard.reached(self.mngr, self.step)
+                periodic = self.step % config.checkpoint_every_steps == 0
+                if periodic or epoch_end or last or preempted or self.loop.stopped_early:
+                    self.fetch()
+                    info = self.info()
+                    checkpoint.save(
+                        self.mngr, self.step, self.state, info=info, data_iter=self.train_iter
+                    )
+                if preempted:
+                    stopped = guard.signal_name or "preemption"
+                    break
+        if self.loop.stopped_early:
+            stopped = "early_stopping"
+            logging.info(
+                "early stopping: best %s=%.4g at step %s",
+                config.dev_metric,
+                self.loop.best_value,
+                self.loop.best_step,
+            )
+        elif stopped != "done":
+            message = (
+                f"{stopped}: checkpoint saved at step {self.step} of {self.total_steps} in "
+                f"{self.mngr.directory}; rerun the same command to resume."
+            )
+            logging.warning(message)
+            print(message, flush=True)
+        return {
+            "step": self.step,
+            "stopped": stopped,
+            "best_step": self.loop.best_step,
+            **self.last_val,
+        }
+
+    def close(self) -> None:
+        """Waits for checkpoints in flight (a save is only done once committed)."""
+        if self.writer is not None:
+            self.writer.close()
+        for mngr in (self.mngr, self.dev_mngr):
+            if mngr is not None:
+                mngr.wait_until_finished()
+                mngr.close()
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    validate: bool,
+    hooks: Sequence[Callable[[int], None]] = (),
+) -> dict[str, Any]:
+    """Trains (and with `validate`, validates every epoch) in `workdir`, resuming if possible.
+
+    Restarting the same command after a kill at any point continues from the latest
+    checkpoint and ends with the same parameters as an uninterrupted run.
+
+    Args:
+      config: the full config (see configs/common.py).
+      workdir: run folder; created if missing (see checkpoint.py for its layout).
+      validate: the `train-val` action: validation loss and frame F1 each epoch, the best
+        model (config.dev_metric) kept in workdir/checkpoints_dev, early stopping.
+      hooks: called with the step number after every step (profiling, tests).
+
+    Returns:
+      A summary: final `step`, `stopped` ('done', 'early_stopping' or the signal's name),
+      `best_step` of the dev model, and the last validation numbers, if any.
+
+    Raises:
+      TrainingDivergedError: the loss became NaN/Inf (the step is named; not saved).
+      checkpoint.CheckpointMismatchError: the workdir's checkpoint doesn't fit the config.
+    """
+    workdir = os.path.abspath(os.path.expanduser(workdir))
+    os.makedirs(workdir, exist_ok=True)
+    run = _Run(config, workdir, validate)
+    try:
+        return run.train(hooks)
+    finally:
+        run.close()
