@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-from jaxnotes import decode, streaming  # noqa: E402
+from jaxnotes import decode, inference, streaming  # noqa: E402
 from jaxnotes.data import Meta, features  # noqa: E402
 
 SR = 22050
@@ -87,10 +87,10 @@ def offline(args):
         begin = time.perf_counter()
         cqt_TxF = features.compute_cqt(audio_S, cqt)
         cqt_s = time.perf_counter() - begin
-        past, future = streaming.receptive_field(model)
-        streaming.predict_offline(model, cqt_TxF[: past + 512 + future + 1])  # compiles windows
+        past, future = inference.receptive_field(model)
+        inference.predict_offline(model, cqt_TxF[: past + 512 + future + 1])  # compiles windows
         begin = time.perf_counter()
-        streaming.predict_offline(model, cqt_TxF)
+        inference.predict_offline(model, cqt_TxF)
         model_s = time.perf_counter() - begin
         total = args.offline_s / (cqt_s + model_s)
         print(
@@ -170,7 +170,7 @@ def note_f1(model, meta, cqt, seeds, onset_threshold):
     total = metrics.NoteCounts()
     for seed in seeds:
         audio_S, notes = synthetic_audio(20.0, seed=seed)
-        frame_TxP, onset_TxP = streaming.predict_offline(model, features.compute_cqt(audio_S, cqt))
+        frame_TxP, onset_TxP = inference.predict_offline(model, features.compute_cqt(audio_S, cqt))
         est = decode.frames_to_notes(frame_TxP, onset_TxP, meta, onset_threshold=onset_threshold)
         ref_intervals, ref_pitches = decode.notes_to_arrays(notes)
         total += metrics.note_counts(ref_intervals, ref_pitches, *decode.notes_to_arrays(est))

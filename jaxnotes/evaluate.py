@@ -14,14 +14,14 @@ project's accuracy uses `config.eval.thresholds` as given.
 """
 
 import dataclasses
+import functools
 import json
 import os
 
-import jax
 import numpy as np
 from absl import logging
 
-from jaxnotes import decode, metrics, report
+from jaxnotes import decode, inference, metrics, report
 from jaxnotes.data import Meta
 
 ONSET_THRESHOLD_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -38,62 +38,59 @@ class PiecePrediction:
     ref_frames_TxP: np.ndarray
 
 
-def make_predict_fn(model):
-    """A jitted `cqt_BxTxF -> (frame_probs_BxTxP, onset_probs_BxTxP)` of an eval-mode model."""
-    from flax import nnx
-
-    graphdef, state = nnx.split(model)
-
-    @jax.jit
-    def predict(state, cqt_BxTxF):
-        out = nnx.merge(graphdef, state)(cqt_BxTxF)
-        return jax.nn.sigmoid(out["frame"]), jax.nn.sigmoid(out["onset"])
-
-    def predict_fn(cqt_BxTxF):
-        frame_BxTxP, onset_BxTxP = predict(state, cqt_BxTxF)
-        return np.asarray(frame_BxTxP), np.asarray(onset_BxTxP)
-
-    return predict_fn
-
-
-def predict_split(predict_fn, batches, num_frames_by_piece: dict) -> dict[int, PiecePrediction]:
-    """Runs `predict_fn` over ordered eval batches and stitches whole pieces.
+def stitch_pieces(batches, num_frames_by_piece: dict) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Puts ordered eval batches back together: piece id -> (cqt_TxF, ref_frames_TxP).
 
     Args:
-      predict_fn: `cqt_BxTxF -> (frame_probs_BxTxP, onset_probs_BxTxP)`.
       batches: eval batches (see jaxnotes.data): padded, with `mask`.
       num_frames_by_piece: piece id -> frames of the whole piece.
 
     Raises:
       ValueError: a frame covered twice, or a piece left with uncovered frames.
     """
-    pieces: dict[int, PiecePrediction] = {}
+    pieces: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     seen: dict[int, np.ndarray] = {}
     for batch in batches:
-        frame_BxTxP, onset_BxTxP = predict_fn(batch["cqt"])
         for b in range(len(batch["mask"])):
             valid = int(batch["mask"][b].sum())
             if valid == 0:
                 continue  # a padding row
-            pid = int(batch["piece_id"][b])
-            start = int(batch["start_frame"][b])
+            pid, start = int(batch["piece_id"][b]), int(batch["start_frame"][b])
             if pid not in pieces:
-                total, num_p = num_frames_by_piece[pid], frame_BxTxP.shape[-1]
-                pieces[pid] = PiecePrediction(
-                    np.zeros((total, num_p), np.float32),
-                    np.zeros((total, num_p), np.float32),
-                    np.zeros((total, num_p), np.uint8),
+                total = num_frames_by_piece[pid]
+                pieces[pid] = (
+                    np.zeros((total, batch["cqt"].shape[-1]), np.float32),
+                    np.zeros((total, batch["frames"].shape[-1]), np.uint8),
                 )
                 seen[pid] = np.zeros(total, np.int32)
-            piece, rows = pieces[pid], slice(start, start + valid)
-            piece.frame_probs_TxP[rows] = frame_BxTxP[b, :valid]
-            piece.onset_probs_TxP[rows] = onset_BxTxP[b, :valid]
-            piece.ref_frames_TxP[rows] = batch["frames"][b, :valid] >= 0.5
+            rows = slice(start, start + valid)
+            pieces[pid][0][rows] = batch["cqt"][b, :valid]
+            pieces[pid][1][rows] = batch["frames"][b, :valid] >= 0.5
             seen[pid][rows] += 1
     for pid, count_T in seen.items():
         if count_T.max(initial=0) > 1 or count_T.min(initial=1) < 1:
             raise ValueError(f"piece {pid}: frames covered {count_T.min()}..{count_T.max()} times")
     return pieces
+
+
+def predict_split(predict_piece, batches, num_frames_by_piece: dict) -> dict[int, PiecePrediction]:
+    """Stitches whole pieces from eval batches and runs `predict_piece` on each.
+
+    Whole pieces, not chunks, go through the model, so frames near chunk edges keep their
+    full context and a piece gets the probabilities its audio gets from `jaxnotes-transcribe`.
+
+    Args:
+      predict_piece: `cqt_TxF -> (frame_probs_TxP, onset_probs_TxP)`, e.g.
+        `functools.partial(inference.predict_offline, model)`.
+      batches, num_frames_by_piece: as `stitch_pieces`.
+    """
+    out = {}
+    for pid, (cqt_TxF, ref_TxP) in stitch_pieces(batches, num_frames_by_piece).items():
+        frame_TxP, onset_TxP = predict_piece(cqt_TxF)
+        out[pid] = PiecePrediction(
+            np.asarray(frame_TxP, np.float32), np.asarray(onset_TxP, np.float32), ref_TxP
+        )
+    return out
 
 
 def reference_notes(notes, meta: Meta) -> tuple[np.ndarray, np.ndarray]:
@@ -244,19 +241,19 @@ def run_test(config, workdir: str) -> dict:
     metrics.validate_thresholds(config.eval.thresholds)
     metrics.validate_allowed_errors(config.eval.allowed_errors)
     pipeline.ensure_dataset(config, ("train", "test"))
-    predict_fn = make_predict_fn(model)
+    predict_piece = functools.partial(inference.predict_offline, model)
 
     def predictions(split):
         info = pipeline.piece_info(config, split)
         pieces = predict_split(
-            predict_fn,
+            predict_piece,
             pipeline.make_eval_iter(config, split),
             {pid: i.num_frames for pid, i in info.items()},
         )
         return (
             pieces,
             {pid: i.notes for pid, i in info.items()},
-            {pid: i.name for pid, i in info.items()},
+            {pid: i.title or i.name for pid, i in info.items()},
         )
 
     val_pieces, val_notes, _ = predictions("validation")

@@ -2,8 +2,7 @@
 
 Owns the streaming side of transcription: `StreamResampler` (any input rate to `cqt.sr`),
 `StreamingCqt` (audio blocks -> normalised CQT frames equal to `features.compute_cqt` of the
-whole recording), `predict_offline` (a whole CQT through the model in fixed-size overlapping
-windows), `StreamingTranscriber` (CQT frames -> note events as soon as they are decided) and
+whole recording), `StreamingTranscriber` (CQT frames -> note events as soon as they are decided) and
 `NoteStream` (all three). Must not import training or dataset code. Legend: S samples,
 T frames, F CQT bins, P pitches, B windows, W frames per window.
 
@@ -27,11 +26,11 @@ and pad only beyond the outputs they keep.
 import dataclasses
 import functools
 import math
-import weakref
 from typing import Any
 
 import numpy as np
 
+from jaxnotes import inference
 from jaxnotes.data import features
 
 # librosa.cqt's defaults that features.cqt_magnitude leaves untouched.
@@ -271,65 +270,6 @@ class StreamingCqt:
         return max(0, frame * hop - self.lookahead_samples) // hop * hop
 
 
-# One jitted predictor per model object, so every stream and file of a run (and every test)
-# shares its compiled shapes. It captures the weights when first made: models are inference-only.
-_PREDICTORS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _predictor(model):
-    """The evaluation's jitted `cqt_BxTxF -> (frame, onset) probabilities`, per model."""
-    if model not in _PREDICTORS:
-        from jaxnotes import evaluate
-
-        _PREDICTORS[model] = evaluate.make_predict_fn(model)
-    return _PREDICTORS[model]
-
-
-def receptive_field(model) -> tuple[int, int]:
-    """(past, future) frames of the model, with a clear error for unbounded models."""
-    try:
-        past, future = model.receptive_field()
-    except ValueError as e:
-        raise ValueError(f"this model cannot run on windows: {e}") from e
-    return int(past), int(future)
-
-
-def predict_offline(
-    model, cqt_TxF: np.ndarray, *, step_frames: int = 512, batch_size: int = 4, predict=None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Frame and onset probabilities (T x P each) of a whole CQT, window by window.
-
-    Windows hold W = past + step_frames + future frames (one compiled shape, batches of
-    `batch_size`); window i gives outputs [i * step, (i + 1) * step) and starts `past` frames
-    before them, or at frame 0, or W frames before the end, so every output sees exactly what
-    it would see in one pass over the whole sequence. A sequence shorter than W runs at once.
-    """
-    predict = predict or _predictor(model)
-    past, future = receptive_field(model)
-    num_frames, window = len(cqt_TxF), past + step_frames + future
-    if num_frames <= window:
-        frame_BxTxP, onset_BxTxP = predict(np.asarray(cqt_TxF, np.float32)[None])
-        return frame_BxTxP[0], onset_BxTxP[0]
-    jobs = []  # (window start, first output, end output)
-    for first in range(0, num_frames, step_frames):
-        start = min(max(0, first - past), num_frames - window)
-        jobs.append((start, first, min(first + step_frames, num_frames)))
-    frame_TxP = onset_TxP = None
-    for b in range(0, len(jobs), batch_size):
-        batch = jobs[b : b + batch_size]
-        windows_BxWxF = np.zeros((batch_size, window, cqt_TxF.shape[1]), np.float32)
-        for i, (start, _, _) in enumerate(batch):
-            windows_BxWxF[i] = cqt_TxF[start : start + window]
-        frame_BxWxP, onset_BxWxP = predict(windows_BxWxF)
-        if frame_TxP is None:
-            frame_TxP = np.empty((num_frames, frame_BxWxP.shape[2]), np.float32)
-            onset_TxP = np.empty_like(frame_TxP)
-        for i, (start, first, end) in enumerate(batch):
-            frame_TxP[first:end] = frame_BxWxP[i, first - start : end - start]
-            onset_TxP[first:end] = onset_BxWxP[i, first - start : end - start]
-    return frame_TxP, onset_TxP
-
-
 class StreamingTranscriber:
     """CQT frames as they come -> note events as soon as the model and decoder decide them.
 
@@ -349,10 +289,10 @@ class StreamingTranscriber:
 
     def __init__(self, model, meta, decoder, *, step_frames: int = 16, keep_probs=False):
         self.meta, self.decoder = meta, decoder
-        self.past, self.future = receptive_field(model)
+        self.past, self.future = inference.receptive_field(model)
         self.step = int(step_frames)
         self.window = self.past + self.step + self.future
-        self._predict = _predictor(model)
+        self._predict = inference.predictor(model)
         self._buf_TxF = np.zeros((0, meta.n_bins), np.float32)
         self._buf_start = 0  # frame index of _buf_TxF[0]
         self.frames_received = 0

@@ -23,7 +23,7 @@ import time
 import numpy as np
 import pretty_midi
 
-from jaxnotes import decode, midi, streaming
+from jaxnotes import decode, inference, midi, streaming
 from jaxnotes.data import audio, features
 
 PROG = "jaxnotes-transcribe"
@@ -100,18 +100,12 @@ def load(args):
     """(model, meta, cqt config, decoder settings, description) from --workdir/--checkpoint."""
     from jaxnotes import checkpoint
 
-    workdir, dev, view = args.workdir, args.dev, None
+    workdir, dev, step = args.workdir, args.dev, None
     if args.checkpoint:
-        workdir, dev, view = _checkpoint_view(args.checkpoint)
+        workdir, dev, step = _checkpoint_location(args.checkpoint)
     if not os.path.isdir(workdir):
         raise UserError(f"--workdir {workdir}: no such folder (a training run's workdir)")
-    try:
-        model, meta, config, step = checkpoint.load_model(view or workdir, dev=dev)
-    finally:
-        if view:
-            import shutil
-
-            shutil.rmtree(view, ignore_errors=True)
+    model, meta, config, step = checkpoint.load_model(workdir, dev=dev, step=step)
     cqt = features.CqtConfig.from_config(config.cqt)
     if cqt.n_bins != meta.n_bins:
         raise UserError(f"{workdir}: config.cqt gives {cqt.n_bins} bins, meta.json {meta.n_bins}")
@@ -143,35 +137,20 @@ def load(args):
     return model, meta, cqt, settings, what
 
 
-def _checkpoint_view(path):
-    """(workdir, dev, view) for a checkpoint folder: a temporary workdir holding only it.
-
-    `checkpoint.load_model` loads a workdir's latest step; a view with symbolic links to the
-    run files and this one step makes that step the latest without copying arrays.
-    """
-    import tempfile
-
+def _checkpoint_location(path):
+    """(workdir, dev, step) of WORKDIR/checkpoints[_dev][/STEP]; step None means the latest."""
     path = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(path):
         raise UserError(f"--checkpoint {path}: no such folder")
-    step_dir = path if os.path.basename(path).isdigit() else None
-    kind_dir = os.path.dirname(path) if step_dir else path
+    step = int(os.path.basename(path)) if os.path.basename(path).isdigit() else None
+    kind_dir = os.path.dirname(path) if step is not None else path
     kind = os.path.basename(kind_dir)
     if kind not in ("checkpoints", "checkpoints_dev"):
         raise UserError(
             f"--checkpoint {path}: expected WORKDIR/checkpoints[_dev][/STEP]; use --workdir for "
             "a whole run"
         )
-    workdir, dev = os.path.dirname(kind_dir), kind == "checkpoints_dev"
-    if step_dir is None:
-        return workdir, dev, None
-    view = tempfile.mkdtemp(prefix="jaxnotes-ckpt-")
-    for name in ("config.json", "meta.json"):
-        if os.path.exists(os.path.join(workdir, name)):
-            os.symlink(os.path.join(workdir, name), os.path.join(view, name))
-    os.makedirs(os.path.join(view, kind))
-    os.symlink(step_dir, os.path.join(view, kind, os.path.basename(step_dir)))
-    return workdir, dev, view
+    return os.path.dirname(kind_dir), kind == "checkpoints_dev", step
 
 
 def outputs_for(args, song: str) -> dict:
@@ -401,7 +380,7 @@ def transcribe_file(song, model, meta, cqt, settings):
         return notes, seconds, None
     samples_S = audio.load_audio(song, cqt.sr)
     cqt_TxF = features.compute_cqt(samples_S, cqt)
-    frame_TxP, onset_TxP = streaming.predict_offline(model, cqt_TxF)
+    frame_TxP, onset_TxP = inference.predict_offline(model, cqt_TxF)
     notes = decode.frames_to_notes(frame_TxP, onset_TxP, meta, **settings)
     return notes, len(samples_S) / cqt.sr, (frame_TxP, onset_TxP)
 

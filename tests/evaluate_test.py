@@ -80,9 +80,19 @@ def _eval_config():
 
 
 def test_stitching_covers_every_frame_once():
-    """Chunks are put back at their start frames; padding rows and frames are ignored."""
+    """Chunks are put back at their start frames; padding rows and frames are ignored.
+
+    The model sees each whole piece at once (frames near chunk edges keep their context).
+    """
     _, num_frames, rolls = _piece_notes()
-    pieces = evaluate.predict_split(_oracle, _batches(rolls), num_frames)
+    lengths = []
+
+    def predict_piece(cqt_TxF):
+        lengths.append(len(cqt_TxF))
+        return _oracle(cqt_TxF)
+
+    pieces = evaluate.predict_split(predict_piece, _batches(rolls), num_frames)
+    assert sorted(lengths) == sorted(num_frames.values())
     assert sorted(pieces) == [7, 9]
     for pid in rolls:
         np.testing.assert_array_equal(pieces[pid].ref_frames_TxP, rolls[pid])

@@ -60,7 +60,11 @@ def test_seconds_frames_round_trip():
 
 def test_write_then_read_round_trip(tmp_path):
     """write_label_csv produces a file read back to the same notes."""
-    notes = [labels.Note(0.5, 1.25, 60, 41, start_beat=1.0, duration_beats=1.5, note_value="Dotted Quarter")]
+    notes = [
+        labels.Note(
+            0.5, 1.25, 60, 41, start_beat=1.0, duration_beats=1.5, note_value="Dotted Quarter"
+        )
+    ]
     path = str(tmp_path / "x.csv")
     labels.write_label_csv(path, notes, 44100)
     back = labels.read_label_csv(path, 44100)
@@ -86,7 +90,10 @@ def test_fold_pitches_modulo_12():
     [
         ("", "empty label file"),
         ("a,b,c\n1,2,3\n", "header lacks columns"),
-        (HEADER + "0,100,41,60,0,1,Quarter\nzero,100,41,60,0,1,Quarter\n", r":3: start_time='zero'"),
+        (
+            HEADER + "0,100,41,60,0,1,Quarter\nzero,100,41,60,0,1,Quarter\n",
+            r":3: start_time='zero'",
+        ),
         (HEADER + "100,50,41,60,0,1,Quarter\n", ":2: need 0 <= start_time < end_time"),
         (HEADER + "0,100,41,130,0,1,Quarter\n", ":2: note=130 is not a MIDI pitch"),
         (HEADER + "0,100,0,60,0,1,Quarter\n", ":2: instrument=0"),

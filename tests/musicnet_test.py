@@ -15,7 +15,9 @@ def _layout(root, train=("1", "2", "3", "4"), test=("9",), labels_ext=".csv"):
         (root / f"{split}_labels").mkdir(parents=True, exist_ok=True)
         for name in names:
             sf.write(root / f"{split}_data" / f"{name}.wav", np.zeros(4410, np.float32), 44100)
-            (root / f"{split}_labels" / f"{name}{labels_ext}").write_text(HEADER + "0,100,1,60,0,1,Quarter\n")
+            (root / f"{split}_labels" / f"{name}{labels_ext}").write_text(
+                HEADER + "0,100,1,60,0,1,Quarter\n"
+            )
     return root
 
 

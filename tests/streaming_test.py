@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 from configs import cnn_mlp, transformer
-from jaxnotes import decode, models, streaming
+from jaxnotes import decode, inference, models, streaming
 from jaxnotes.data import Meta, features
 
 SR = 22050
@@ -142,7 +142,7 @@ def tiny():
 
     def one_pass(num_frames):
         if num_frames not in passes:
-            frame_BxTxP, onset_BxTxP = streaming._predictor(model)(cqt_TxF[None, :num_frames])
+            frame_BxTxP, onset_BxTxP = inference.predictor(model)(cqt_TxF[None, :num_frames])
             passes[num_frames] = frame_BxTxP[0], onset_BxTxP[0]
         return passes[num_frames]
 
@@ -156,8 +156,8 @@ def test_predict_offline_equals_one_pass(tiny, name):
     expected = one_pass(len(cqt_TxF))
     if name == "cnn_mlp":
         model, _ = tiny_model(name, time_kernel_frames=3)
-        expected = [p[0] for p in streaming._predictor(model)(cqt_TxF[None])]
-    frame_TxP, onset_TxP = streaming.predict_offline(model, cqt_TxF, step_frames=16, batch_size=3)
+        expected = [p[0] for p in inference.predictor(model)(cqt_TxF[None])]
+    frame_TxP, onset_TxP = inference.predict_offline(model, cqt_TxF, step_frames=16, batch_size=3)
     np.testing.assert_allclose(frame_TxP, expected[0], atol=1e-5)
     np.testing.assert_allclose(onset_TxP, expected[1], atol=1e-5)
 

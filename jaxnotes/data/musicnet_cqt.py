@@ -355,6 +355,7 @@ class MusicnetCqt(tfds.core.GeneratorBasedBuilder):
                     "seconds": float(item.seconds),
                     "composer": row.get("composer", ""),
                     "ensemble": row.get("ensemble", ""),
+                    "title": _title(row),
                     "notes": [
                         [float(n.start_s), float(n.end_s), int(n.pitch), int(n.program)]
                         for n in item.notes
@@ -467,3 +468,14 @@ def prepare(
     finally:
         tfds.display_progress_bar(was_active)
     return path
+
+
+def _title(row: dict) -> str:
+    """'Composer composition, movement (ensemble)' from a metadata row; '' if none."""
+    parts = [row.get("composer", ""), row.get("composition", "")]
+    title = " ".join(p for p in parts if p)
+    if row.get("movement"):
+        title += f", {row['movement']}"
+    if row.get("ensemble"):
+        title += f" ({row['ensemble']})"
+    return title.strip(", ")

@@ -52,6 +52,7 @@ class PieceInfo:
     notes: list  # labels.Note, clipped to the audio, all 128 pitches
     composer: str = ""
     ensemble: str = ""
+    title: str = ""  # 'Composer composition, movement (ensemble)' from the metadata
 
 
 def load_meta(config) -> Meta:
@@ -214,6 +215,7 @@ def piece_info(config, split: str) -> dict[int, PieceInfo]:
             notes=[labels_lib.Note(s, e, int(k), int(prog)) for s, e, k, prog in p["notes"]],
             composer=p.get("composer", ""),
             ensemble=p.get("ensemble", ""),
+            title=p.get("title", ""),
         )
         for p in meta["pieces"]
     }
