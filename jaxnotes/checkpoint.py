@@ -9,9 +9,9 @@ Layout of a workdir:
   checkpoints_dev/<step>/  the best validation model (train-val), same format
 
 Each checkpoint's `info` item repeats the config and meta it was written with, so a
-mismatch between a checkpoint and the current config is reported field by field. This
-module also owns saving on preemption (SIGTERM/SIGINT -> save at the next step boundary).
-It builds models (for `load_model`) but must not import the data pipeline or the loop.
+mismatch between a checkpoint and the current config is reported field by field. Metrics
+are written by `metric_writer`, signals handled by `preemption`. It builds models (for
+`load_model`) but must not import the data pipeline or the loop.
 """
 
 import dataclasses
@@ -19,7 +19,6 @@ import functools
 import json
 import os
 import platform
-import signal
 import subprocess
 from collections.abc import Mapping
 from importlib import metadata as importlib_metadata
@@ -30,7 +29,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
-from absl import logging
 from flax import nnx
 
 import jaxnotes
@@ -389,86 +387,3 @@ def _restore_model(mngr, step: int, config, meta: Meta) -> nnx.Module:
     model = nnx.merge(graphdef, restored["params"], rngs, restored.get("rest", rest))
     model.eval()
     return model
-
-
-def _logged_step(line: str) -> float:
-    try:
-        return json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):
-        return float("inf")
-
-
-class MetricWriter:
-    """Scalars to TensorBoard event files and to metrics.jsonl in the workdir (process 0)."""
-
-    FILE = "metrics.jsonl"
-
-    def __init__(self, workdir: str, *, resume_step: int):
-        self.enabled = jax.process_index() == 0
-        if not self.enabled:
-            return
-        import tensorboardX  # imported late: only process 0 writes
-
-        path = os.path.join(workdir, self.FILE)
-        if os.path.exists(path):
-            # Steps after the restored checkpoint are recomputed: drop their old lines, and
-            # a line cut short by a kill.
-            with open(path) as f:
-                lines = [ln for ln in f if _logged_step(ln) <= resume_step]
-            with open(path, "w") as f:
-                f.writelines(lines)
-        self._jsonl = open(path, "a")  # noqa: SIM115 (closed in close())
-        self._tb = tensorboardX.SummaryWriter(logdir=workdir, purge_step=resume_step + 1)
-
-    def write(self, step: int, scalars: Mapping[str, float]) -> None:
-        if not self.enabled:
-            return
-        for name, value in scalars.items():
-            self._tb.add_scalar(name, value, step)
-        self._jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
-        self._jsonl.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self._tb.close()
-            self._jsonl.close()
-
-
-class PreemptionGuard:
-    """Turns SIGTERM/SIGINT into a flag the loop reads at the next step boundary.
-
-    A second SIGINT interrupts at once (KeyboardInterrupt), for a user who won't wait.
-    Multi-process runs install no handlers: a signal seen by one process alone would make
-    it save (a collective operation) without the others. They rely on JAX's preemption
-    sync point instead (see `reached`), which needs `jax.distributed` initialised.
-    """
-
-    def __init__(self):
-        self.signal_name: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self):
-        signums = (signal.SIGINT, signal.SIGTERM) if jax.process_count() == 1 else ()
-        for signum in signums:
-            try:
-                self._previous[signum] = signal.signal(signum, self._handle)
-            except ValueError:  # not the main thread: no handlers, no graceful stop
-                break
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signal_name and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal_name = signal.Signals(signum).name
-        logging.warning("%s received: saving at the next step boundary", self.signal_name)
-
-    def reached(self, mngr: ocp.CheckpointManager, step: int) -> bool:
-        """Whether to save and stop after `step` (the same answer on every process)."""
-        if jax.process_count() == 1:
-            return self.signal_name is not None
-        # Every process must stop at the same step; JAX's sync point agrees on one.
-        return mngr.reached_preemption(step)
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)

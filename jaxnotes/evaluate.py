@@ -24,7 +24,7 @@ from absl import logging
 from jaxnotes import decode, inference, metrics, report
 from jaxnotes.data import Meta
 
-ONSET_THRESHOLD_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+ONSET_THRESHOLD_GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 THRESHOLDS_JSON = "thresholds.json"
 REPORT_DIR = "report"
 

@@ -30,7 +30,7 @@ import tqdm
 from absl import logging
 from flax import nnx
 
-from jaxnotes import checkpoint, models, optim, parallel
+from jaxnotes import checkpoint, metric_writer, models, optim, parallel, preemption
 from jaxnotes.data import Meta, pipeline
 
 MODEL_KEYS = ("cqt", "frames", "onsets", "mask")  # the batch keys a step reads
@@ -86,11 +86,18 @@ def create_train_state(
     return graphdef, abstract, init_fn
 
 
-def loss_and_counts(outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]):
+def loss_and_counts(
+    outputs: Mapping[str, jax.Array],
+    batch: Mapping[str, jax.Array],
+    *,
+    onset_positive_weight: float = 1.0,
+):
     """Masked BCE-with-logits (frame + onset heads) and frame/onset counts at p >= 0.5.
 
     A frame's loss is its BCE summed over pitches and both heads, so the training loss
     (`loss_sum / frame_count`, the mean over real frames) does not shrink as P grows.
+    Onset cells that are on weigh `onset_positive_weight` times the others: an onset
+    lasts one frame, so they are rarer than sounding cells by the notes' length.
     """
     mask_BxT = batch["mask"].astype(jnp.float32)
     mask_BxTx1 = mask_BxT[..., None]
@@ -99,6 +106,8 @@ def loss_and_counts(outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Ar
         logits_BxTxP = outputs[head].astype(jnp.float32)
         labels_BxTxP = batch[labels].astype(jnp.float32)
         bce_BxTxP = optax.sigmoid_binary_cross_entropy(logits_BxTxP, labels_BxTxP)
+        if head == "onset":
+            bce_BxTxP *= 1.0 + (onset_positive_weight - 1.0) * labels_BxTxP
         counts["loss_sum"] += jnp.sum(bce_BxTxP * mask_BxTx1)
         # p >= 0.5 is logit >= 0; masked cells count as neither predicted nor true.
         pred_BxTxP = (logits_BxTxP >= 0) & (mask_BxTx1 > 0)
@@ -128,6 +137,8 @@ def train_step(
     state: TrainState,
     batch: Mapping[str, jax.Array],
     rng: jax.Array,
+    *,
+    onset_positive_weight: float = 1.0,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step on `batch`; returns the new state and this step's counts/norms."""
 
@@ -137,7 +148,9 @@ def train_step(
         model = nnx.merge(graphdef, params, state.rest, copy=True)
         model.train()
         _reseed_dropout(model, jax.random.fold_in(rng, state.step))
-        counts = loss_and_counts(model(batch["cqt"]), batch)
+        counts = loss_and_counts(
+            model(batch["cqt"]), batch, onset_positive_weight=onset_positive_weight
+        )
         loss = counts["loss_sum"] / jnp.maximum(counts["frame_count"], 1)
         _, _, rest = nnx.split(model, nnx.Param, ...)
         return loss, (counts, rest)
@@ -156,27 +169,40 @@ def train_step(
 
 
 def eval_step(
-    graphdef: nnx.GraphDef, state: TrainState, batch: Mapping[str, jax.Array]
+    graphdef: nnx.GraphDef,
+    state: TrainState,
+    batch: Mapping[str, jax.Array],
+    *,
+    onset_positive_weight: float = 1.0,
 ) -> dict[str, jax.Array]:
     """Counts of the model in eval mode (no dropout) on `batch`."""
     model = nnx.merge(graphdef, state.params, state.rest)
     model.eval()
-    return loss_and_counts(model(batch["cqt"]), batch)
+    return loss_and_counts(model(batch["cqt"]), batch, onset_positive_weight=onset_positive_weight)
 
 
 def compile_steps(
-    graphdef: nnx.GraphDef, tx: optax.GradientTransformation, mesh: jax.sharding.Mesh
+    graphdef: nnx.GraphDef,
+    tx: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh,
+    *,
+    onset_positive_weight: float = 1.0,
 ) -> tuple[Callable, Callable]:
     """The jitted `(state, batch, rng) -> (state, metrics)` and `(state, batch) -> counts`."""
+    if not onset_positive_weight > 0:
+        raise ValueError(f"config.onset_positive_weight={onset_positive_weight}: must be > 0")
     rep, data = parallel.replicated(mesh), parallel.data_sharding(mesh)
+    weight = {"onset_positive_weight": float(onset_positive_weight)}
     train_fn = jax.jit(
-        functools.partial(train_step, graphdef, tx),
+        functools.partial(train_step, graphdef, tx, **weight),
         in_shardings=(rep, data, rep),
         out_shardings=(rep, rep),
         donate_argnums=0,  # the old state's buffers become the new state's
     )
     eval_fn = jax.jit(
-        functools.partial(eval_step, graphdef), in_shardings=(rep, data), out_shardings=rep
+        functools.partial(eval_step, graphdef, **weight),
+        in_shardings=(rep, data),
+        out_shardings=rep,
     )
     return train_fn, eval_fn
 
@@ -255,7 +281,12 @@ class _Run:
         self.graphdef, self.abstract_state, self.init_fn = create_train_state(
             config, self.meta, self.tx, self.mesh
         )
-        self.train_fn, self.eval_fn = compile_steps(self.graphdef, self.tx, self.mesh)
+        self.train_fn, self.eval_fn = compile_steps(
+            self.graphdef,
+            self.tx,
+            self.mesh,
+            onset_positive_weight=self.config.onset_positive_weight,
+        )
         self.train_iter = pipeline.make_train_iter(config, "train")
         self.mngr = checkpoint.make_manager(
             os.path.join(workdir, checkpoint.CHECKPOINTS), max_to_keep=config.keep_checkpoints
@@ -297,7 +328,7 @@ class _Run:
                 logging.warning("resuming with a changed config:\n  %s", "\n  ".join(diffs))
         checkpoint.write_run_files(self.workdir, self.config, self.meta)
         self.step = int(self.state.step)
-        self.writer = checkpoint.MetricWriter(self.workdir, resume_step=self.step)
+        self.writer = metric_writer.MetricWriter(self.workdir, resume_step=self.step)
         logging.info(
             "%s; %d steps per epoch; starting at step %d of %d in %s",
             parallel.describe(self.mesh),
@@ -382,7 +413,7 @@ class _Run:
             dynamic_ncols=True,
             disable=jax.process_index() != 0,
         )
-        with bar, checkpoint.PreemptionGuard() as guard:
+        with bar, preemption.PreemptionGuard() as guard:
             while self.step < self.total_steps and not self.loop.stopped_early:
                 start = time.perf_counter()
                 batch = next(self.train_iter)

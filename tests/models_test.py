@@ -23,13 +23,7 @@ SMALL_META = Meta(n_bins=96, n_pitches=88, min_pitch=21, frames_per_second=FPS, 
 CONFIGS = {"cnn_mlp": cnn_mlp_config, "transformer": transformer_config}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compiles():
-    """Skips XLA optimisations while these tests run: compiles dominate on CPU."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 def _kwargs(name, variant=None, **overrides):

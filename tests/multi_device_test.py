@@ -3,7 +3,6 @@
 import jax
 import numpy as np
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
 
 from configs import transformer
 from jaxnotes import optim, parallel, train
@@ -15,22 +14,7 @@ META = Meta(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles(tmp_path_factory):
-    """The compilation cache train_test uses, and fewer XLA passes."""
-    settings = {
-        "jax_compilation_cache_dir": str(tmp_path_factory.getbasetemp() / "jax_cache"),
-        "jax_persistent_cache_min_compile_time_secs": 0,
-        "jax_persistent_cache_min_entry_size_bytes": 0,
-        "jax_disable_most_optimizations": True,
-    }
-    previous = {name: jax.config.values[name] for name in settings}
-    for name, value in settings.items():
-        jax.config.update(name, value)
-    yield
-    for name, value in previous.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 def _batch(rows: int, seed: int = 0, frames: int = 43):

@@ -17,29 +17,12 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
-from jax.experimental.compilation_cache import compilation_cache
 
 from configs import transformer
 from jaxnotes import checkpoint, optim, parallel, train
 from jaxnotes.data import pipeline
 
-
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles(tmp_path_factory):
-    """A compilation cache shared by the training tests, and fewer XLA passes."""
-    settings = {
-        "jax_compilation_cache_dir": str(tmp_path_factory.getbasetemp() / "jax_cache"),
-        "jax_persistent_cache_min_compile_time_secs": 0,
-        "jax_persistent_cache_min_entry_size_bytes": 0,
-        "jax_disable_most_optimizations": True,
-    }
-    previous = {name: jax.config.values[name] for name in settings}
-    for name, value in settings.items():
-        jax.config.update(name, value)
-    yield
-    for name, value in previous.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 @pytest.fixture(scope="module")
@@ -122,14 +105,29 @@ def test_loss_and_counts_match_hand_computation():
     assert counts["frame_count"] == 2 and counts["exact_frames"] == 0
 
 
+def test_onset_positive_weight_scales_only_onset_positives():
+    """config.onset_positive_weight must weigh on-onset cells only, not frames or off cells."""
+    logits = np.array([[[2.0, -1.0], [0.0, -3.0]]], np.float32)  # B=1, T=2, P=2
+    frames = np.array([[[1.0, 1.0], [0.0, 0.0]]], np.float32)
+    onsets = np.array([[[1.0, 0.0], [0.0, 0.0]]], np.float32)
+    batch = {"frames": frames, "onsets": onsets, "mask": np.ones((1, 2), np.float32)}
+    outputs = {"frame": logits, "onset": logits}
+    counts = jax.device_get(train.loss_and_counts(outputs, batch, onset_positive_weight=4.0))
+    frame_bce = optax.sigmoid_binary_cross_entropy(logits, frames)
+    onset_bce = optax.sigmoid_binary_cross_entropy(logits, onsets) * (1 + 3 * onsets)
+    np.testing.assert_allclose(counts["loss_sum"], np.sum(frame_bce) + np.sum(onset_bce), rtol=1e-6)
+    with pytest.raises(ValueError, match="config.onset_positive_weight"):
+        train.compile_steps(None, None, None, onset_positive_weight=0.0)
+
+
 def test_train_step_lowers_the_loss_and_traces_once(config, monkeypatch):
     """A broken gradient, optimizer wiring or retracing step shows up on a fixed batch."""
     traces = []
     real_train_step = train.train_step
 
-    def counting_train_step(*args):
+    def counting_train_step(*args, **kwargs):
         traces.append(1)  # runs only while tracing
-        return real_train_step(*args)
+        return real_train_step(*args, **kwargs)
 
     monkeypatch.setattr(train, "train_step", counting_train_step)
     meta = pipeline.load_meta(config)

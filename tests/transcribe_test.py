@@ -16,7 +16,6 @@ import threading
 import time
 import types
 
-import jax
 import musicnet_fixtures as fx
 import numpy as np
 import pretty_midi
@@ -44,13 +43,7 @@ def chord_piece(seed: int, seconds: float) -> list[labels.Note]:
     return sorted(notes)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-    """Fewer XLA passes: compiling, not running, is what takes time for tiny models."""
-    previous = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 @pytest.fixture(scope="module")
