@@ -1,6 +1,10 @@
 """CNN + MLP baseline: convolutions over frequency, then a per-frame MLP.
 
   python -m jaxnotes.main --config=configs/cnn_mlp.py --workdir=runs/cnn_mlp --action=train-val
+Main job on the default corpus (2-core CPU, about 2 minutes of training):
+  python -m jaxnotes.main --config=configs/cnn_mlp.py:quick --workdir=runs/main/cnn_mlp \
+      --action=process-train,process-test,train-val,test
+  expected on its test split: frame AP 0.878, frame F1 0.811, note onset F1 0.546.
 Tests and smoke checks: `configs/cnn_mlp.py:tiny`.
 """
 
