@@ -46,12 +46,12 @@ def _config(name: str):
 def _setup(config, meta):
     import jax
 
-    from jaxnotes import optim, parallel, train
+    from jaxnotes import optim, parallel, steps
 
     tx, _ = optim.make_optimizer(config, 1000)
     mesh = parallel.make_mesh()
-    graphdef, _, init_fn = train.create_train_state(config, meta, tx, mesh)
-    train_fn, _ = train.compile_steps(graphdef, tx, mesh)
+    graphdef, _, init_fn = steps.create_train_state(config, meta, tx, mesh)
+    train_fn, _ = steps.compile_steps(graphdef, tx, mesh)
     state = init_fn()
     num_params = sum(x.size for x in jax.tree.leaves(state.params))
     return mesh, state, train_fn, num_params
@@ -70,18 +70,18 @@ def _random_batch(config, meta, frames: int):
     }
 
 
-def _time_steps(train_fn, state, batches, mesh, rng, steps: int):
-    """(state, seconds, seconds in next(batches)) for `steps` steps fed as train.py does."""
+def _time_steps(train_fn, state, batches, mesh, rng, num_steps: int):
+    """(state, seconds, seconds in next(batches)) for `num_steps` steps fed as train.py does."""
     import jax
 
-    from jaxnotes import train
+    from jaxnotes import steps
 
     start, waiting = time.perf_counter(), 0.0
-    for _ in range(steps):
+    for _ in range(num_steps):
         t0 = time.perf_counter()
         batch = next(batches)
         waiting += time.perf_counter() - t0
-        state, metrics = train_fn(state, train.to_device(batch, mesh), rng)
+        state, metrics = train_fn(state, steps.to_device(batch, mesh), rng)
     jax.block_until_ready(metrics)
     return state, time.perf_counter() - start, waiting
 

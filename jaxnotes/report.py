@@ -114,8 +114,13 @@ def piano_roll_png(
     frames_per_second: float,
     *,
     title: str = "",
+    outlined: str = "reference",
 ) -> bytes:
-    """Predicted probabilities (grey scale) with the reference outlined in red, as PNG."""
+    """Predicted probabilities (grey scale) with `ref_TxP` outlined in red, as PNG.
+
+    `outlined` names what the red outlines are in the title: the reference in an
+    evaluation, the decoded notes in a transcription.
+    """
     probs_TxP, ref_TxP = np.asarray(probs_TxP, np.float32), np.asarray(ref_TxP, np.float32)
     if probs_TxP.shape != ref_TxP.shape or probs_TxP.shape[1] != len(pitches):
         raise ValueError(
@@ -138,7 +143,9 @@ def piano_roll_png(
     ax.set_yticks(ticks, [pretty_midi.note_number_to_name(int(p)) for p in ticks])
     ax.set_xlabel("time (s)")
     ax.set_ylabel("pitch")
-    ax.set_title(title + ("  " if title else "") + "(grey: predicted probability, red: reference)")
+    ax.set_title(
+        title + ("  " if title else "") + f"(grey: predicted probability, red: {outlined})"
+    )
     fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
     fig.tight_layout()
     return _png(fig)

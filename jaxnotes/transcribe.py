@@ -186,9 +186,13 @@ def write_outputs(args, paths, notes, meta, probs=None) -> None:
         pitches = decode.output_pitches(meta)
         roll_TxP = frames_Tx128[:, pitches].astype(np.float32)
         shown_TxP = probs[0] if probs else roll_TxP  # long files: the notes alone
-        title = f"{os.path.basename(paths['midi'])}: red = the decoded notes;"
         png = report.piano_roll_png(
-            shown_TxP, roll_TxP, pitches, meta.frames_per_second, title=title
+            shown_TxP,
+            roll_TxP,
+            pitches,
+            meta.frames_per_second,
+            title=os.path.basename(paths["midi"]),
+            outlined="decoded notes",
         )
         midi.atomic_write_bytes(paths["png"], png)
 

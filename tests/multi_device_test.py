@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from configs import transformer
-from jaxnotes import optim, parallel, train
+from jaxnotes import optim, parallel, steps
 from jaxnotes.data import Meta
 
 # The tiny config's inputs (24 bins/octave x 8 octaves), so compiles match train_test's.
@@ -33,16 +33,16 @@ def _run(mesh, num_steps: int = 2):
     config = transformer.get_config("tiny")
     config.num_epochs = 3
     tx, _ = optim.make_optimizer(config, 2)
-    graphdef, _, init_fn = train.create_train_state(config, META, tx, mesh)
-    train_fn, eval_fn = train.compile_steps(graphdef, tx, mesh)
+    graphdef, _, init_fn = steps.create_train_state(config, META, tx, mesh)
+    train_fn, eval_fn = steps.compile_steps(graphdef, tx, mesh)
     state = init_fn()
     initial = jax.device_get(state.params)
     metrics = []
     for step in range(num_steps):
-        state, m = train_fn(state, train.to_device(_batch(4, seed=step), mesh), jax.random.key(0))
+        state, m = train_fn(state, steps.to_device(_batch(4, seed=step), mesh), jax.random.key(0))
         metrics.append(jax.device_get(m))
     # 3 rows: padded to 4 on the 4-device mesh; padding must not count.
-    counts = train.evaluate(eval_fn, state, [_batch(3, seed=9), _batch(3, seed=10)], mesh)
+    counts = steps.evaluate(eval_fn, state, [_batch(3, seed=9), _batch(3, seed=10)], mesh)
     return initial, jax.device_get(state.params), metrics, counts
 
 

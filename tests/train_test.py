@@ -19,7 +19,7 @@ import pytest
 from flax import nnx
 
 from configs import transformer
-from jaxnotes import checkpoint, optim, parallel, train
+from jaxnotes import checkpoint, optim, parallel, steps, train
 from jaxnotes.data import pipeline
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
@@ -97,7 +97,7 @@ def test_loss_and_counts_match_hand_computation():
     logits = np.array([[[2.0, -1.0], [0.0, -3.0], [5.0, 5.0]]], np.float32)  # B=1, T=3, P=2
     frames = np.array([[[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]], np.float32)
     batch = {"frames": frames, "onsets": frames, "mask": np.array([[1.0, 1.0, 0.0]], np.float32)}
-    counts = jax.device_get(train.loss_and_counts({"frame": logits, "onset": logits}, batch))
+    counts = jax.device_get(steps.loss_and_counts({"frame": logits, "onset": logits}, batch))
     bce = optax.sigmoid_binary_cross_entropy(logits[:, :2], frames[:, :2])
     np.testing.assert_allclose(counts["loss_sum"], 2 * np.sum(bce), rtol=1e-6)
     # Frame 0: [on, off] vs [1, 1] -> TP 1, FN 1; frame 1: logit 0 is p = 0.5 -> on -> FP 1.
@@ -112,30 +112,30 @@ def test_onset_positive_weight_scales_only_onset_positives():
     onsets = np.array([[[1.0, 0.0], [0.0, 0.0]]], np.float32)
     batch = {"frames": frames, "onsets": onsets, "mask": np.ones((1, 2), np.float32)}
     outputs = {"frame": logits, "onset": logits}
-    counts = jax.device_get(train.loss_and_counts(outputs, batch, onset_positive_weight=4.0))
+    counts = jax.device_get(steps.loss_and_counts(outputs, batch, onset_positive_weight=4.0))
     frame_bce = optax.sigmoid_binary_cross_entropy(logits, frames)
     onset_bce = optax.sigmoid_binary_cross_entropy(logits, onsets) * (1 + 3 * onsets)
     np.testing.assert_allclose(counts["loss_sum"], np.sum(frame_bce) + np.sum(onset_bce), rtol=1e-6)
     with pytest.raises(ValueError, match="config.onset_positive_weight"):
-        train.compile_steps(None, None, None, onset_positive_weight=0.0)
+        steps.compile_steps(None, None, None, onset_positive_weight=0.0)
 
 
 def test_train_step_lowers_the_loss_and_traces_once(config, monkeypatch):
     """A broken gradient, optimizer wiring or retracing step shows up on a fixed batch."""
     traces = []
-    real_train_step = train.train_step
+    real_train_step = steps.train_step
 
     def counting_train_step(*args, **kwargs):
         traces.append(1)  # runs only while tracing
         return real_train_step(*args, **kwargs)
 
-    monkeypatch.setattr(train, "train_step", counting_train_step)
+    monkeypatch.setattr(steps, "train_step", counting_train_step)
     meta = pipeline.load_meta(config)
     tx, _ = optim.make_optimizer(config, 2)
     mesh = parallel.make_mesh()
-    graphdef, _, init_fn = train.create_train_state(config, meta, tx, mesh)
-    train_fn, eval_fn = train.compile_steps(graphdef, tx, mesh)
-    batch = train.to_device(_random_batch(meta), mesh)
+    graphdef, _, init_fn = steps.create_train_state(config, meta, tx, mesh)
+    train_fn, eval_fn = steps.compile_steps(graphdef, tx, mesh)
+    batch = steps.to_device(_random_batch(meta), mesh)
     state = init_fn()
     before = float(eval_fn(state, batch)["loss_sum"])
     for _ in range(5):
@@ -213,7 +213,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
     config, tmp_path, monkeypatch
 ):
     """A NaN batch must stop training with the step in the message and never be saved."""
-    real_to_device, calls = train.to_device, []
+    real_to_device, calls = steps.to_device, []
 
     def nan_at_step_3(batch, mesh):
         calls.append(1)
@@ -221,7 +221,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
             batch = {**batch, "cqt": np.full_like(batch["cqt"], np.nan)}
         return real_to_device(batch, mesh)
 
-    monkeypatch.setattr(train, "to_device", nan_at_step_3)
+    monkeypatch.setattr(steps, "to_device", nan_at_step_3)
     workdir = str(tmp_path / "nan")
     with pytest.raises(
         train.TrainingDivergedError, match=r"step 3\b.*last good checkpoint is step 2"
@@ -234,7 +234,7 @@ def test_early_stopping_stops_and_stays_stopped(config, tmp_path, monkeypatch):
     """Patience 0 must stop at the first epoch without improvement, also after a restart."""
     constant = {"loss_sum": 10.0, "frame_count": 5.0, "exact_frames": 1.0}
     constant.update({f"{h}_{k}": 1.0 for h in ("frame", "onset") for k in ("tp", "fp", "fn")})
-    monkeypatch.setattr(train, "evaluate", lambda *args: dict(constant))
+    monkeypatch.setattr(steps, "evaluate", lambda *args: dict(constant))
     stopping = config.copy_and_resolve_references()
     stopping.early_stopping_patience = 0
     workdir = str(tmp_path / "early")
