@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HEADLINE = ("frame_ap", "frame_f1", "note_onset_f1", "note_onset_offset_f1")
+HEADLINE = ("frame/ap", "frame/f1", "note/f1", "note_offset/f1")  # keys of results.json "pooled"
 
 
 def point_name(overrides: dict) -> str:

@@ -1,6 +1,7 @@
 """Every experiment's config loads and every sweep override names a real config field."""
 
 import importlib
+import json
 import os
 
 import pytest
@@ -36,3 +37,16 @@ def test_commands_have_one_workdir_per_point(tmp_path):
         workdirs = [w for w, _ in runs]
         assert len(set(workdirs)) == len(workdirs)
         assert all(any(a.startswith("--config.") for a in argv) for _, argv in runs)
+
+
+def test_results_table_reads_the_test_reports(tmp_path):
+    """The launcher's table shows each point's pooled test numbers, and marks points not run."""
+    runs = run.commands("E001_positional_encoding", str(tmp_path), "tiny", "test")
+    done, _ = runs[0]
+    os.makedirs(os.path.join(done, "report"))
+    pooled = {"frame/ap": 0.9277, "frame/f1": 0.8624, "note/f1": 0.7475, "note_offset/f1": 0.5636}
+    with open(os.path.join(done, "report", "results.json"), "w") as f:
+        json.dump({"pooled": pooled}, f)
+    table = run.results_table(runs)
+    assert "| pos_encoding=sinusoidal | 0.928 | 0.862 | 0.748 | 0.564 |" in table
+    assert "| pos_encoding=conv | not run |" in table
