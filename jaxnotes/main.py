@@ -21,7 +21,17 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metr
 _ACTION = flags.DEFINE_list(
     "action", None, "Comma-separated actions: process-train, process-test, train, train-val, test."
 )
+_DEBUG = flags.DEFINE_bool("debug", False, "Show the full traceback of an error.")
 flags.mark_flags_as_required(["config", "action"])
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that name what to fix (a config field, a file, a row): one line, no traceback."""
+    from jaxnotes.data.rendering import CorpusError
+
+    # ValueError covers bad config values and the data side's LayoutError, AudioError and
+    # LabelError; FileNotFoundError a missing checkpoint; FloatingPointError a diverged run.
+    return (ValueError, FileNotFoundError, FloatingPointError, CorpusError)
 
 
 def main(argv):
@@ -54,7 +64,16 @@ def main(argv):
     )
     for name in _ACTION.value:
         logging.info("action %s", name)
-        actions.ACTIONS[name](_CONFIG.value, workdir)
+        try:
+            actions.ACTIONS[name](_CONFIG.value, workdir)
+        except _user_errors() as e:
+            if _DEBUG.value:
+                raise
+            print(
+                f"jaxnotes: --action={name} failed: {e} (--debug shows the traceback)",
+                file=sys.stderr,
+            )
+            sys.exit(1)
 
 
 def run():
