@@ -7,6 +7,8 @@ Layout of a workdir:
   metrics.jsonl      one JSON object per logged step; TensorBoard events beside it
   checkpoints/<step>/      state (TrainState), data (grain iterator), info (JSON)
   checkpoints_dev/<step>/  the best validation model (train-val), same format
+  thresholds.json    decision thresholds tuned on validation by the test action
+  report/            the test action's results (evaluate, report)
 
 Each checkpoint's `info` item repeats the config and meta it was written with, so a
 mismatch between a checkpoint and the current config is reported field by field. Metrics
@@ -39,6 +41,7 @@ CHECKPOINTS = "checkpoints"
 DEV_CHECKPOINTS = "checkpoints_dev"
 CONFIG_FILE = "config.json"
 META_FILE = "meta.json"
+THRESHOLDS_FILE = "thresholds.json"  # written by evaluate, read by transcribe
 VERSION_FILE = "version.json"
 # Libraries whose versions can change a result; recorded in version.json.
 _VERSIONED = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "numpy")

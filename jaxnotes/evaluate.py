@@ -21,11 +21,10 @@ import os
 import numpy as np
 from absl import logging
 
-from jaxnotes import decode, inference, metrics, report
+from jaxnotes import decode, inference, metrics, midi, report
 from jaxnotes.data import Meta
 
 ONSET_THRESHOLD_GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-THRESHOLDS_JSON = "thresholds.json"
 REPORT_DIR = "report"
 
 
@@ -292,8 +291,11 @@ def run_test(config, workdir: str) -> dict:
             "exact_frame_acc@t=0.5,e=0",
         ),
     )
-    with open(os.path.join(workdir, THRESHOLDS_JSON), "w") as f:
-        json.dump({k: v for k, v in thresholds.items()}, f, indent=2)
+    # Atomic: a transcriber reading the workdir never sees a half-written file.
+    midi.atomic_write_bytes(
+        os.path.join(workdir, checkpoint.THRESHOLDS_FILE),
+        (json.dumps(thresholds, indent=2) + "\n").encode(),
+    )
     pooled = result["pooled"]
     lines = [f"test on {pooled['pieces']} pieces ({pooled['frames']} frames), step {step}:"]
     lines += [f"  {name:28s} {pooled[name]:.4f}" for name in HEADLINE if name in pooled]

@@ -113,7 +113,7 @@ def load(args):
     source = "config.eval"
     settings["frame_threshold"] = config.eval.frame_threshold
     settings["onset_threshold"] = config.eval.onset_threshold
-    tuned = os.path.join(workdir, "thresholds.json")  # written by the test action
+    tuned = os.path.join(workdir, checkpoint.THRESHOLDS_FILE)  # written by the test action
     if os.path.exists(tuned):
         try:
             with open(tuned) as f:

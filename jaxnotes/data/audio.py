@@ -6,6 +6,7 @@ names the file. Must not import model, loop or metric code.
 """
 
 import os
+import struct
 import warnings
 
 import numpy as np
@@ -21,12 +22,41 @@ def audio_info(path: str) -> tuple[int, int]:
     _check_exists(path)
     try:
         info = sf.info(path)
-    except (sf.LibsndfileError, RuntimeError) as e:
+    except (sf.LibsndfileError, RuntimeError):
         # Formats libsndfile cannot parse (mp3 on old builds, m4a): decode fully.
         samples_S, sr = _decode(path)
-        del e
         return sr, len(samples_S)
     return int(info.samplerate), int(info.frames)
+
+
+def check_wav_complete(path: str) -> None:
+    """Raises `AudioError` when a WAV file is shorter than its header says.
+
+    libsndfile reads a cut-off WAV without complaint (it just returns fewer
+    samples), so an interrupted copy would otherwise pass as a short recording.
+    """
+    if not path.lower().endswith(".wav") or not os.path.exists(path):
+        return
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+            return  # not a plain RIFF/WAVE file: leave the verdict to the decoder
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return
+            chunk_id, chunk_size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if chunk_id == b"data":
+                # 0 and 0xFFFFFFFF mean "unknown length" (streamed or RF64 files).
+                available = size - f.tell()
+                if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
+                    raise AudioError(
+                        f"{path}: truncated WAV file: the header declares {chunk_size} bytes"
+                        f" of audio but only {available} are present"
+                    )
+                return
+            f.seek(chunk_size + (chunk_size & 1), os.SEEK_CUR)
 
 
 def load_audio(path: str, sr: int | None = None) -> np.ndarray:

@@ -59,7 +59,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import time
 
 import numpy as np
@@ -147,36 +146,6 @@ def source_fingerprint(recordings: list[musicnet.Recording], source_dir: str) ->
         entry = (os.path.relpath(path, source_dir), st and st.st_size, st and st.st_mtime_ns)
         h.update(repr(entry).encode())
     return h.hexdigest()
-
-
-def check_wav_complete(path: str) -> None:
-    """Raises `AudioError` when a WAV file is shorter than its header says.
-
-    libsndfile reads a cut-off WAV without complaint (it just returns fewer
-    samples), so an interrupted copy would otherwise pass as a short recording.
-    """
-    if not path.lower().endswith(".wav") or not os.path.exists(path):
-        return
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
-            return  # not a plain RIFF/WAVE file: leave the verdict to the decoder
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return
-            chunk_id, chunk_size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if chunk_id == b"data":
-                # 0 and 0xFFFFFFFF mean "unknown length" (streamed or RF64 files).
-                available = size - f.tell()
-                if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
-                    raise audio.AudioError(
-                        f"{path}: truncated WAV file: the header declares {chunk_size} bytes"
-                        f" of audio but only {available} are present"
-                    )
-                return
-            f.seek(chunk_size + (chunk_size & 1), os.SEEK_CUR)
 
 
 @dataclasses.dataclass
@@ -274,7 +243,7 @@ class MusicnetCqt(tfds.core.GeneratorBasedBuilder):
 
     def _check(self, rec: musicnet.Recording) -> _Checked:
         """Audio header and labels of one recording; raises on what cannot be trusted."""
-        check_wav_complete(rec.audio_path)
+        audio.check_wav_complete(rec.audio_path)
         sample_rate, num_samples = audio.audio_info(rec.audio_path)
         if num_samples <= 0:
             raise audio.AudioError(f"{rec.audio_path}: the file holds no audio samples")
