@@ -1,5 +1,7 @@
 """Tests of jaxnotes.decode: exact notes from synthetic rolls, and streaming == offline."""
 
+import dataclasses
+
 import numpy as np
 from absl.testing import absltest, parameterized
 
@@ -29,7 +31,12 @@ class FramesOnlyTest(absltest.TestCase):
         frames = _roll([(0, 2, 8), (1, 0, 3), (2, 10, 14), (3, 15, 20)], 20)
         notes = decode.frames_to_notes(frames, None, META, min_note_s=0.0, gap_join_s=0.0)
         self.assertEqual(_spans(notes), [(0, 3, 61), (2, 8, 60), (10, 14, 62), (15, 20, 63)])
-        self.assertEqual(notes[1], Note(0.2, 0.8, 60, 1, 80))
+        # Times are frame / fps in float64 (0.2 is not exact in binary): to 1e-9 s, a frame
+        # being 0.1 s; the other fields exactly.
+        np.testing.assert_allclose((notes[1].start_s, notes[1].end_s), (0.2, 0.8), atol=1e-9)
+        self.assertEqual(
+            dataclasses.replace(notes[1], start_s=0.2, end_s=0.8), Note(0.2, 0.8, 60, 1, 80)
+        )
 
     def test_min_note_s_drops_short_notes(self):
         """Notes shorter than min_note_s survive, or notes exactly that long are dropped."""
@@ -162,6 +169,7 @@ class StreamingTest(parameterized.TestCase):
                 )
                 start = stop
             events += decoder.flush()
+            # Exact: frames_to_notes is one push of this decoder, times the same frame / fps.
             self.assertEqual(decode.events_to_notes(events), offline)
             times = [e.time_s for e in events]
             self.assertEqual(times, sorted(times))

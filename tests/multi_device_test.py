@@ -14,7 +14,13 @@ META = Meta(
 )
 
 
-pytestmark = pytest.mark.usefixtures("fast_compiles")
+pytestmark = [
+    pytest.mark.usefixtures("fast_compiles"),
+    # On a GPU run (JAX_PLATFORMS=cuda) jax.devices() is the GPUs, one on most machines.
+    pytest.mark.skipif(
+        jax.default_backend() != "cpu", reason="needs tests/conftest.py's 4 fake CPU devices"
+    ),
+]
 
 
 def _batch(rows: int, seed: int = 0, frames: int = 43):
@@ -64,7 +70,10 @@ def test_sharded_step_matches_one_device():
     """XLA's cross-device reductions must give the 1-device loss, gradients and counts."""
     one = _run(parallel.make_mesh(jax.devices()[:1]))
     four = _run(parallel.make_mesh())
-    jax.tree.map(np.testing.assert_array_equal, one[0], four[0])  # same initialisation
+    # Same initialisation, bit for bit: one PRNG stream, however the params are sharded.
+    jax.tree.map(np.testing.assert_array_equal, one[0], four[0])
+    # The rest sums across devices in another order: float32 round-off (~1e-7 relative per
+    # add) grown through 2 Adam steps, so tolerances; counts of 0/1 cells stay exact.
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6), one[1], four[1]
     )
