@@ -17,9 +17,11 @@ def cqt() -> ml_collections.ConfigDict:
     c.bins_per_octave = 48  # --bins-per-octave (a multiple of 12)
     c.n_octaves = 8  # A0..A8: covers MIDI 21..116
     c.filter_scale = 0.5  # shorter filters than librosa's default 1.0
-    # 'db': log magnitude against a fixed reference; stateless per frame, so a
-    # live stream is normalised exactly as a whole file is.
-    c.normalisation = "db"
+    # 'db_relative': log magnitude against a running peak with a slow release (causal,
+    # one number of state), so the recording's level cancels and a live stream is
+    # normalised exactly as a whole file is. 'db': against a fixed reference (keeps
+    # the level; the models of jaxnotes <= 0.1).
+    c.normalisation = "db_relative"
     return c
 
 
@@ -29,8 +31,9 @@ def data() -> ml_collections.ConfigDict:
     d.musicnet_dir = ""
     # Where jaxnotes keeps rendered corpora and TFDS datasets.
     d.cache_dir = "~/.cache/jaxnotes"
-    d.corpus_size = "default"  # default corpus size: 'tiny' | 'default' | 'full'
+    d.corpus_size = "default"  # default corpus size: 'tiny' | 'default' | 'full' | 'release'
     d.corpus_seed = 0
+    d.render_workers = 1  # processes rendering the default corpus
     d.exclude_works = ()  # music21 corpus paths kept out of the rendered train split
     d.label_format = "auto"  # 'auto' | 'csv' | 'midi'
     d.validation_fraction = 0.1  # of train recordings, held out by recording
@@ -76,9 +79,11 @@ def optim() -> ml_collections.ConfigDict:
 
 def augment() -> ml_collections.ConfigDict:
     a = ml_collections.ConfigDict()
-    a.pitch_shift_semitones = 0  # random shift in [-n, n] semitones (CQT bins and labels)
+    a.pitch_shift_semitones = 2  # random shift in [-n, n] semitones (CQT bins and labels)
     a.pitch_jitter_bins = 0  # extra shift of the CQT alone by up to this many bins
-    a.gain_db = 0.0  # random gain in [-g, g] dB
+    # Random gain in [-g, g] dB of the features: with 'db_relative' an error of the running
+    # reference (the recording's own level cancels whatever it is), with 'db' a gain.
+    a.gain_db = 6.0
     return a
 
 
@@ -94,6 +99,11 @@ def evaluation() -> ml_collections.ConfigDict:
     e.min_note_s = 0.05
     e.gap_join_s = 0.03
     e.num_piano_rolls = 10  # pictures written by the test action (first N pieces)
+    # Models without a bounded context (model.long_range 'full' or 'criss_cross') run offline
+    # on segments of segment_s seconds (None: the training window, batch_seconds) overlapping
+    # by this fraction, each output from the segment where it is most central.
+    e.segment_s = ml_collections.config_dict.placeholder(float)
+    e.segment_overlap = 0.5
     return e
 
 

@@ -204,6 +204,7 @@ class StreamingCqt:
     def __init__(self, cqt: features.CqtConfig, *, resample_margin_s: float = RESAMPLE_MARGIN_S):
         self.cqt = cqt
         self._plan = _plan(cqt)
+        self._normalise = features.Normaliser(cqt)  # carries the running reference
         self.lookahead_samples = self._plan.reach_samples + round(resample_margin_s * cqt.sr)
         self._buf_S = np.zeros(0, np.float32)
         self._buf_start = 0  # stream index of _buf_S[0]; a multiple of hop_length
@@ -263,7 +264,7 @@ class StreamingCqt:
         keep = self._aligned_start(stop)
         self._buf_S = self._buf_S[keep - self._buf_start :].copy()
         self._buf_start = keep
-        return features.normalise(out_TxF, self.cqt)
+        return self._normalise(out_TxF)
 
     def _aligned_start(self, frame: int) -> int:
         hop = self.cqt.hop_length

@@ -15,16 +15,30 @@ from typing import Any
 
 import numpy as np
 
-NORMALISATIONS = ("db",)
+NORMALISATIONS = ("db", "db_relative")
 
 # 'db' normalisation: 20*log10(|C|) against a fixed reference, floored at
 # DB_FLOOR, then mapped affinely so typical music lands near zero mean and unit
 # spread. Fixed constants (not per-song z-scores as in the original) keep every
 # frame's features independent of the rest of the song, so a live stream is
-# normalised exactly as an offline file is.
+# normalised exactly as an offline file is. It keeps the recording's level: a
+# model trained on it learns the training audio's loudness.
 DB_FLOOR = -100.0
 DB_CENTRE = -50.0
 DB_SCALE = 20.0
+
+# 'db_relative' normalisation: dB against a running reference, the loudest bin
+# so far with a slow release: ref_t = max(peak_t, ref_{t-1} - REF_RELEASE_DB_PER_S / fps,
+# REF_FLOOR_DB), where peak_t is frame t's loudest bin. Causal, with one number of
+# state, so a stream is normalised exactly as a whole file; a gain change of the
+# recording moves the bins and the reference alike and cancels (exactly, while the
+# reference is above REF_FLOOR_DB: a full-scale sine is about +26 dB, real music's
+# frame peaks lie around -15..+15 dB at natural levels). Bins more than REL_RANGE_DB
+# below the reference are floored; ref-level bins map to +2, the floor to -2.
+REF_RELEASE_DB_PER_S = 2.0
+REF_FLOOR_DB = -70.0
+REL_RANGE_DB = 80.0
+MAG_FLOOR = 1e-8  # -160 dB: a silent bin sits below REF_FLOOR_DB - REL_RANGE_DB, on the floor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,11 +152,49 @@ def cqt_magnitude(audio_S: np.ndarray, cqt: CqtConfig) -> np.ndarray:
     return np.ascontiguousarray(mag_FxT.T, dtype=np.float32)
 
 
+class Normaliser:
+    """CQT magnitudes -> model inputs, for one recording or stream, frames in order.
+
+    Call it on consecutive blocks of frames (T x F, T >= 0); it carries the running
+    reference of 'db_relative' (see REF_* above) from block to block, so any split of a
+    recording into blocks gives the same features as one call on the whole of it.
+    """
+
+    def __init__(self, cqt: CqtConfig):
+        self.cqt = cqt
+        self.ref_db = -math.inf  # reference after the last frame seen
+
+    def __call__(self, mag_TxF: np.ndarray) -> np.ndarray:
+        if self.cqt.normalisation == "db":
+            db_TxF = 20.0 * np.log10(np.maximum(mag_TxF, 10.0 ** (DB_FLOOR / 20.0)))
+            return ((db_TxF - DB_CENTRE) / DB_SCALE).astype(np.float32)
+        db_TxF = 20.0 * np.log10(np.maximum(mag_TxF, MAG_FLOOR).astype(np.float32))
+        ref_T = self._reference(db_TxF.max(axis=1, initial=-np.inf))
+        rel_TxF = np.maximum(db_TxF - ref_T[:, None].astype(np.float32), -REL_RANGE_DB)
+        return ((rel_TxF + REL_RANGE_DB / 2) / DB_SCALE).astype(np.float32)  # 20 dB a unit
+
+    def _reference(self, peak_T: np.ndarray) -> np.ndarray:
+        """ref_t = max(peak_t, ref_{t-1} - release, floor) for the block, in closed form:
+        with r = release per frame, ref_t + r*t is a running max of peak_s + r*s."""
+        if len(peak_T) == 0:
+            return np.zeros(0, np.float64)
+        release = REF_RELEASE_DB_PER_S / self.cqt.frames_per_second
+        t_T = np.arange(len(peak_T), dtype=np.float64)
+        lifted_T = peak_T.astype(np.float64) + release * t_T
+        lifted_T[0] = max(lifted_T[0], self.ref_db - release)
+        ref_T = np.maximum(np.maximum.accumulate(lifted_T) - release * t_T, REF_FLOOR_DB)
+        self.ref_db = float(ref_T[-1])
+        return ref_T
+
+
 def normalise(mag_TxF: np.ndarray, cqt: CqtConfig) -> np.ndarray:
-    """Maps CQT magnitudes to model inputs, frame by frame (see DB_* above)."""
-    del cqt  # one normalisation so far; the argument keeps the call site future-proof
-    db_TxF = 20.0 * np.log10(np.maximum(mag_TxF, 10.0 ** (DB_FLOOR / 20.0)))
-    return ((db_TxF - DB_CENTRE) / DB_SCALE).astype(np.float32)
+    """Model inputs of a whole recording's CQT magnitudes (see Normaliser)."""
+    return Normaliser(cqt)(mag_TxF)
+
+
+def silence_value(cqt: CqtConfig) -> float:
+    """The normalised value of a silent bin: the floor of either normalisation."""
+    return float(normalise(np.zeros((1, 1), np.float32), cqt)[0, 0])
 
 
 def compute_cqt(audio_S: np.ndarray, cqt: CqtConfig) -> np.ndarray:

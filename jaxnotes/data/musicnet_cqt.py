@@ -292,7 +292,7 @@ class MusicnetCqt(tfds.core.GeneratorBasedBuilder):
         fps = cqt.frames_per_second
         pieces, key, total_frames, audio_s = [], 0, 0, 0.0
         start_time = time.perf_counter()
-        silence = features.normalise(np.zeros((1, 1), np.float32), cqt)[0, 0]
+        silence = features.silence_value(cqt)
         bar = tqdm.tqdm(checked, desc=f"{NAME} {cfg.part}/{split}", unit="rec")
         for item in bar:
             rec = item.recording

@@ -232,8 +232,8 @@ def steps_per_epoch(config, split: str = "train") -> int:
 
 
 def _silence(cqt: features.CqtConfig) -> float:
-    """The normalised value of a silent bin (the 'db' floor)."""
-    return float(features.normalise(np.zeros((1, 1), np.float32), cqt)[0, 0])
+    """The normalised value of a silent bin (the normalisation's floor)."""
+    return features.silence_value(cqt)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,8 +298,9 @@ def augment(example, shift, jitter, gain_db, bins_per_semitone, silence) -> dict
         out["frames"] = _shift(example["frames"], shift, 0)
         out["onsets"] = _shift(example["onsets"], shift, 0)
     if gain_db:
-        # 'db' normalisation is affine in dB; silent bins stay silent (their true level is
-        # unknown below the floor), the rest move by gain and are clamped at the floor.
+        # Both normalisations are affine in dB: with 'db' this is a gain of the recording,
+        # with 'db_relative' an error of its running reference. Silent bins stay silent
+        # (their true level is unknown below the floor), the rest move and are clamped.
         cqt_TxF = out["cqt"]
         moved = np.maximum(cqt_TxF + np.float32(gain_db / features.DB_SCALE), silence)
         out["cqt"] = np.where(cqt_TxF <= silence, np.float32(silence), moved).astype(np.float32)
