@@ -56,6 +56,10 @@ class SizePlan:
     test: dict
     test_fraction: float = 0.0
     max_seconds: float | None = None
+    piano_fraction: float = 0.0  # train scores played by the sampled piano (piano.py)
+    textures: int = 0  # generated piano textures (textures.py) added to train
+    texture_seconds: float = 60.0
+    acoustics_fraction: float = 0.0  # train pieces given a room, microphone and noise
 
 
 SIZES = {
@@ -68,7 +72,20 @@ SIZES = {
         max_seconds=150.0,
     ),
     "full": SizePlan(train=dict.fromkeys(COMPOSERS), test={}, test_fraction=0.1),
+    # The shipped model's training audio (configs/release.py), about 5 hours: more scores,
+    # a third of them and 60 generated textures on a sampled concert grand, most pieces in
+    # a simulated room. Its test split is the default size's (same works, same rendering).
+    "release": SizePlan(
+        train={"bach": 150, "mozart": None, "haydn": None, "beethoven": None, "schubert": None},
+        test={"bach": 4, "mozart": 2},
+        max_seconds=150.0,
+        piano_fraction=0.35,
+        textures=60,
+        acoustics_fraction=0.85,
+    ),
 }
+TEXTURE_FIRST_ID = 200000  # ids of generated textures, after every score's
+PIANO_NAME = "Salamander Grand Piano V3"  # the 'soundfont' column of sampled-piano pieces
 
 
 def corpus_name(size: str, seed: int, exclude_works=()) -> str:
@@ -94,8 +111,9 @@ def _settings(data_config):
 def ensure_corpus(data_config, progress: bool = True) -> str:
     """Renders the corpus these settings name unless it is complete; returns its root.
 
-    Reads `cache_dir`, `corpus_size`, `corpus_seed` and `exclude_works` of
-    `data_config`. Finished pieces of an interrupted build are kept.
+    Reads `cache_dir`, `corpus_size`, `corpus_seed`, `exclude_works` and (if it has one)
+    `render_workers` of `data_config`. Finished pieces of an interrupted build are kept. Sizes
+    that play the sampled piano fetch its samples first (`piano.ensure_samples`, from npm).
 
     Raises:
         CorpusError: fluidsynth or a soundfont is missing, or a split came out empty.
@@ -106,20 +124,65 @@ def ensure_corpus(data_config, progress: bool = True) -> str:
     size, seed, exclude = _settings(data_config)
     pieces = plan_corpus(size, seed, exclude)
     fluidsynth = rendering.find_fluidsynth()
-    fonts = {name: rendering.find_soundfont(name) for name in sorted({p.soundfont for p in pieces})}
+    names = sorted({p.soundfont for p in pieces if p.renderer == "fluidsynth"})
+    fonts = {name: rendering.find_soundfont(name) for name in names}
+    samples = None
+    if any(p.renderer == "piano" for p in pieces):
+        from jaxnotes.data import piano
+
+        samples = piano.ensure_samples(os.path.expanduser(data_config.cache_dir), progress)
     for folder in ("train_data", "train_labels", "test_data", "test_labels", "midi", PIECES_DIR):
         os.makedirs(os.path.join(root, folder), exist_ok=True)
     from tqdm import tqdm  # deferred, like music21: a complete corpus needs neither
 
+    todo = [p for p in pieces if not os.path.exists(_row_path(root, p))]
+    jobs = [(p, root, fluidsynth, fonts.get(p.soundfont), samples) for p in todo]
+    workers = max(1, int(getattr(data_config, "render_workers", 1)))
+    bar = tqdm(
+        total=len(pieces),
+        initial=len(pieces) - len(todo),
+        desc=f"corpus {size}",
+        unit="piece",
+        disable=not progress,
+    )
+    if workers == 1:
+        for job in jobs:
+            _render_one(*job)
+            bar.update()
+    else:  # pieces are independent: each worker writes its own files and row
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # 'spawn': the caller may have started JAX's threads, which a fork would copy half-held.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for _ in pool.map(_render_one, *zip(*jobs, strict=True)) if jobs else ():
+                bar.update()
+    bar.close()
     rows = []
-    for piece in tqdm(pieces, desc=f"corpus {size}", unit="piece", disable=not progress):
-        row_path = os.path.join(root, PIECES_DIR, f"{piece.piece_id}.json")
-        if not os.path.exists(row_path):
-            row = rendering.build_piece(piece, root, fluidsynth, fonts[piece.soundfont])
-            _write_atomic(row_path, json.dumps(row))
-        with open(row_path) as f:
+    for piece in pieces:
+        with open(_row_path(root, piece)) as f:
             rows.append(json.load(f))
     return _finish(root, size, seed, exclude, rows)
+
+
+def _row_path(root: str, piece: Piece) -> str:
+    return os.path.join(root, PIECES_DIR, f"{piece.piece_id}.json")
+
+
+_SAMPLERS = {}  # one sampled piano per process: its decoded samples are reused
+
+
+def _render_one(piece: Piece, root: str, fluidsynth: str, font: str | None, samples) -> None:
+    """Renders one piece and writes its row (the mark that it is done)."""
+    sampler = None
+    if piece.renderer == "piano":
+        from jaxnotes.data import piano
+
+        if samples not in _SAMPLERS:
+            _SAMPLERS[samples] = piano.PianoSampler(samples, rendering.SAMPLE_RATE)
+        sampler = _SAMPLERS[samples]
+    row = rendering.build_piece(piece, root, fluidsynth, font, piano=sampler)
+    _write_atomic(_row_path(root, piece), json.dumps(row))
 
 
 def _finish(root, size, seed, exclude, rows) -> str:
@@ -237,17 +300,33 @@ def plan_corpus(size: str, seed: int, exclude_works=()) -> list[Piece]:
         count = plan.train[composer]
         chosen += [(p, "train") for p in paths[: len(paths) if count is None else count]]
     info = {path: (work, composer) for path, work, composer in candidates}
-    return [
-        _draw_piece(ids[path], path, *info[path], split, seed, plan.max_seconds)
+    pieces = [
+        _draw_piece(ids[path], path, *info[path], split, seed, plan)
         for path, split in sorted(chosen, key=lambda c: ids[c[0]])
     ]
+    for k in range(plan.textures):
+        piece = _draw_piece(
+            TEXTURE_FIRST_ID + k,
+            f"textures/{k}",
+            f"textures/{k}",
+            "generated",
+            "train",
+            seed,
+            dataclasses.replace(plan, max_seconds=plan.texture_seconds),
+        )
+        pieces.append(
+            dataclasses.replace(
+                piece, renderer="piano", soundfont=PIANO_NAME, texture_seed=seed * 1_000_000 + k
+            )
+        )
+    return pieces
 
 
-def _draw_piece(piece_id, path, work, composer, split, seed, max_seconds) -> Piece:
+def _draw_piece(piece_id, path, work, composer, split, seed, plan: SizePlan) -> Piece:
     # Seeded by the path too: a piece sounds the same whichever others are chosen.
     rng = random.Random(f"jaxnotes-piece:{seed}:{path}")
     soundfont = rng.choice(TRAIN_SOUNDFONTS)
-    return Piece(
+    piece = Piece(
         piece_id=piece_id,
         path=path,
         work=work,
@@ -259,8 +338,16 @@ def _draw_piece(piece_id, path, work, composer, split, seed, max_seconds) -> Pie
         velocity_scale=rng.uniform(0.7, 1.15),
         legato=rng.uniform(0.85, 0.97),
         gain_db=rng.uniform(-9.0, -1.0),
-        max_seconds=max_seconds,
+        max_seconds=plan.max_seconds,
     )
+    if split != "train":  # test audio is rendered as the default corpus renders it
+        return piece
+    # Drawn after the choices above, so sizes without them render the same pieces.
+    if rng.random() < plan.piano_fraction:
+        piece = dataclasses.replace(piece, renderer="piano", soundfont=PIANO_NAME)
+    if rng.random() < plan.acoustics_fraction:
+        piece = dataclasses.replace(piece, acoustics_seed=rng.randrange(2**31))
+    return piece
 
 
 def main(argv=None) -> None:
@@ -298,7 +385,7 @@ def describe(summary: dict) -> str:
     return (
         f"pieces: {summary['pieces']['train']} train, {summary['pieces']['test']} test"
         f" ({len(summary['failed'])} failed to parse); {summary['hours']:.3f} h of audio;"
-        f" rendered in {wall:.1f} s wall ({seconds / wall:.0f}x real time),"
+        f" rendered in {wall:.1f} s wall summed over pieces ({seconds / wall:.0f}x real time),"
         f" {cpu:.1f} s CPU ({seconds / cpu:.0f}x)"
     )
 

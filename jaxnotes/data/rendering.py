@@ -95,6 +95,9 @@ class Piece:
     legato: float  # sounding fraction of each notated duration
     gain_db: float  # peak level of the rendered audio
     max_seconds: float | None
+    renderer: str = "fluidsynth"  # 'fluidsynth' (the soundfont) | 'piano' (the sampled piano)
+    texture_seed: int | None = None  # a generated piano texture (textures.py), not a score
+    acoustics_seed: int | None = None  # room, microphone and noise (acoustics.py); None: dry
 
 
 def find_fluidsynth() -> str:
@@ -121,23 +124,23 @@ def find_soundfont(name: str) -> str:
     raise CorpusError(f"soundfont {name} not found in {', '.join(SOUNDFONT_DIRS)}: install {how}")
 
 
-def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str) -> dict:
+def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str, piano=None) -> dict:
     """Parses, renders and labels one piece; returns its metadata row (or why it failed).
 
-    Writes, under the corpus `root`, `midi/<id>.mid`, `<split>_data/<id>.wav` and `<split>_labels/<id>.csv`.
+    `piano` is a `piano.PianoSampler`, needed by pieces with `renderer='piano'`. Writes,
+    under the corpus `root`, `midi/<id>.mid`, `<split>_data/<id>.wav` and `<split>_labels/<id>.csv`.
     """
     started, started_cpu = time.perf_counter(), _cpu_s()
+    pedal = ()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # music21 warns freely about odd notation
-            from music21 import corpus
+        if piece.texture_seed is not None:
+            from jaxnotes.data import textures
 
-            score = corpus.parse(piece.path)
-            if not hasattr(score, "parts") or not score.parts:
-                raise ValueError(f"a {type(score).__name__}, not a score with parts")
-            programs = _part_programs(score, piece.ensemble)
-            qpm = _base_qpm(score, piece.composer) * piece.tempo_scale
-            events = _events(score, programs, qpm, piece)
+            texture = textures.generate_texture(piece.texture_seed, piece.max_seconds or 60.0)
+            programs, qpm, pedal = [1], 120.0, [(a + LEAD_S, b + LEAD_S) for a, b in texture.pedal]
+            events = _texture_events(texture)
+        else:
+            programs, qpm, events = _score_events(piece)
         if not events:
             raise ValueError("no pitched notes")
     except Exception as e:  # music21 raises many types for scores it cannot read
@@ -146,14 +149,22 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str) -> dic
     name = str(piece.piece_id)
     midi_path = os.path.join(root, "midi", f"{name}.mid")
     _write_midi(events, midi_path)
-    audio_S = _render(fluidsynth, soundfont, midi_path, piece)
     notes = _read_back(midi_path, events)
+    if piece.renderer == "piano":  # from the notes read back: audio and labels agree exactly
+        audio_S = piano.render([(n.pitch, n.start_s, n.end_s, n.velocity) for n in notes], pedal)
+    else:
+        audio_S = _render(fluidsynth, soundfont, midi_path, piece)
     num_samples = int(round((max(n.end_s for n in notes) + TAIL_S) * SAMPLE_RATE))
     audio_S = np.pad(audio_S[:num_samples], (0, max(0, num_samples - len(audio_S))))
     peak = float(np.abs(audio_S).max())
     if not peak > 0:
-        raise CorpusError(f"{piece.path}: fluidsynth rendered silence with {soundfont}")
+        raise CorpusError(f"{piece.path}: {piece.renderer} rendered silence with {soundfont}")
     audio_S *= 10 ** (piece.gain_db / 20) / peak  # loudness varies by piece, never clips
+    if piece.acoustics_seed is not None:  # sets its own level (acoustics.py)
+        from jaxnotes.data import acoustics
+
+        room = acoustics.draw_acoustics(piece.acoustics_seed)
+        audio_S = acoustics.apply_acoustics(audio_S, SAMPLE_RATE, room)
     split = piece.split
     labels_lib.write_label_csv(
         os.path.join(root, f"{split}_labels", f"{name}.csv"), notes, SAMPLE_RATE
@@ -162,14 +173,19 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str) -> dic
     sf.write(f"{wav_path}.tmp{os.getpid()}", audio_S, SAMPLE_RATE, "PCM_16", format="WAV")
     os.replace(f"{wav_path}.tmp{os.getpid()}", wav_path)
     catalog, composition, movement = _names(piece)
+    if piece.texture_seed is not None:
+        catalog, composition, movement = f"TEXTURE_{piece.texture_seed}", "Piano texture", ""
+    how = "the Salamander Grand Piano V3 samples" if piece.renderer == "piano" else None
+    how = how or f"fluidsynth and {piece.soundfont}"
+    room = ", room and microphone simulated" if piece.acoustics_seed is not None else ""
     return {
         "id": piece.piece_id,
         "composer": piece.composer.title(),
         "composition": composition,
         "movement": movement,
         "ensemble": _ensemble_name(programs),
-        "source": f"rendered by jaxnotes with fluidsynth and {piece.soundfont}",
-        "transcriber": "music21 corpus",
+        "source": f"rendered by jaxnotes with {how}{room}",
+        "transcriber": "generated" if piece.texture_seed is not None else "music21 corpus",
         "catalog_name": catalog,
         "seconds": int(round(len(audio_S) / SAMPLE_RATE)),  # MusicNet's are whole seconds
         "split": split,
@@ -181,6 +197,33 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str) -> dic
         "render_s": time.perf_counter() - started,
         "render_cpu_s": _cpu_s() - started_cpu,
     }
+
+
+def _score_events(piece: Piece) -> tuple[list[int], float, list["_Event"]]:
+    """(programs, qpm, events) of a music21 score; the sampled piano plays every part."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # music21 warns freely about odd notation
+        from music21 import corpus
+
+        score = corpus.parse(piece.path)
+        if not hasattr(score, "parts") or not score.parts:
+            raise ValueError(f"a {type(score).__name__}, not a score with parts")
+        programs = _part_programs(score, piece.ensemble)
+        if piece.renderer == "piano":
+            programs = [1] * len(programs)
+        qpm = _base_qpm(score, piece.composer) * piece.tempo_scale
+        return programs, qpm, _events(score, programs, qpm, piece)
+
+
+def _texture_events(texture) -> list["_Event"]:
+    """A generated texture's notes as events of one piano track (beats at 120 qpm)."""
+    events = []
+    for pitch, start_s, end_s, velocity in texture.notes:
+        start, end = LEAD_S + start_s, LEAD_S + end_s
+        events.append(
+            _Event("piano", 1, pitch, start, end, velocity, 2 * start, 2 * (end - start), "Unknown")
+        )
+    return events
 
 
 def _cpu_s() -> float:

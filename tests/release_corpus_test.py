@@ -1,0 +1,101 @@
+"""The release corpus: its plan, and pieces rendered by the sampled piano with acoustics.
+
+The plan is checked without rendering; two short pieces (a generated texture and a chorale
+on the sampled piano, both in a simulated room) are rendered through `rendering.build_piece`
+with a fake sample folder (every key and layer, short synthetic tones: no download).
+"""
+
+import collections
+import dataclasses
+import math
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from configs import release
+from jaxnotes.data import acoustics, corpus, piano, rendering, textures
+from jaxnotes.data import labels as labels_lib
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return corpus.plan_corpus("release", 0, release.RESERVED_WORKS)
+
+
+def test_release_plan_mixes_sources_and_keeps_the_default_test_split(plan):
+    train = [p for p in plan if p.split == "train"]
+    kinds = collections.Counter(
+        "texture" if p.texture_seed is not None else p.renderer for p in train
+    )
+    assert kinds["texture"] == corpus.SIZES["release"].textures == 60
+    scores = kinds["piano"] + kinds["fluidsynth"]
+    assert 0.25 < kinds["piano"] / scores < 0.45  # piano_fraction 0.35 of the scores
+    with_room = sum(p.acoustics_seed is not None for p in train) / len(train)
+    assert 0.75 < with_room < 0.95  # acoustics_fraction 0.85
+    assert all(p.soundfont == corpus.PIANO_NAME for p in train if p.renderer == "piano")
+    # Test: the default size's pieces, rendered the same way (dry, held-out soundfont).
+    test = [p for p in plan if p.split == "test"]
+    assert test == [p for p in corpus.plan_corpus("default", 0) if p.split == "test"]
+    # The reserved works never reach training; the plan is a function of its arguments.
+    reserved = {w.split(".")[0] for w in release.RESERVED_WORKS}
+    assert not {p.work for p in train} & reserved
+    assert corpus.plan_corpus("release", 0, release.RESERVED_WORKS) == plan
+    assert len({p.piece_id for p in plan}) == len(plan)
+
+
+@pytest.fixture(scope="module")
+def sampler(tmp_path_factory):
+    """A PianoSampler over a fake folder: every sample a 0.6 s decaying tone at its pitch."""
+    folder = tmp_path_factory.mktemp("piano") / piano.SAMPLE_DIR_NAME
+    folder.mkdir()
+    rate = 16000
+    t_S = np.arange(int(0.6 * rate)) / rate
+    for pitch in piano.SAMPLE_PITCHES:
+        f0 = 440.0 * 2 ** ((min(pitch, 96) - 69) / 12)  # keep the fake's partial below Nyquist
+        tone_S = (np.sin(2 * np.pi * f0 * t_S) * np.exp(-t_S / 0.3)).astype(np.float32)
+        for layer in range(1, 17):
+            level = 10 ** (piano.LAYER_DB[layer - 1] / 20) / 0.6
+            sf.write(str(folder / piano.sample_file(pitch, layer)), level * tone_S, rate)
+    (folder / ".complete").write_text("fake\n")
+    return piano.PianoSampler(str(folder), sr=rendering.SAMPLE_RATE)
+
+
+def _render(piece, root, sampler) -> tuple[dict, np.ndarray, list[labels_lib.Note]]:
+    for folder in ("train_data", "train_labels", "midi"):
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+    row = rendering.build_piece(piece, str(root), "fluidsynth-unused", None, piano=sampler)
+    assert "failed" not in row, row
+    name = str(piece.piece_id)
+    audio_S, rate = sf.read(os.path.join(root, "train_data", f"{name}.wav"), dtype="float32")
+    assert rate == rendering.SAMPLE_RATE
+    notes = labels_lib.read_label_csv(os.path.join(root, "train_labels", f"{name}.csv"), rate)
+    return row, audio_S, notes
+
+
+def test_a_texture_renders_on_the_piano_in_a_room(plan, sampler, tmp_path):
+    piece = next(p for p in plan if p.texture_seed is not None and p.acoustics_seed is not None)
+    piece = dataclasses.replace(piece, max_seconds=4.0)
+    row, audio_S, notes = _render(piece, tmp_path, sampler)
+    texture = textures.generate_texture(piece.texture_seed, 4.0)
+    assert len(notes) == len(texture.notes)
+    first = min(n.start_s for n in notes)
+    assert first == pytest.approx(rendering.LEAD_S + texture.notes[0][1], abs=2e-3)
+    # The acoustic chain sets the level: the drawn peak, within 16-bit rounding.
+    room = acoustics.draw_acoustics(piece.acoustics_seed)
+    assert 20 * math.log10(np.abs(audio_S).max()) == pytest.approx(room.peak_dbfs, abs=0.1)
+    assert "Salamander" in row["source"] and "room" in row["source"]
+    assert row["composer"] == "Generated" and row["transcriber"] == "generated"
+
+
+def test_a_score_renders_on_the_piano(plan, sampler, tmp_path):
+    piece = next(p for p in plan if p.renderer == "piano" and p.texture_seed is None)
+    piece = dataclasses.replace(piece, max_seconds=4.0, acoustics_seed=None)
+    row, audio_S, notes = _render(piece, tmp_path, sampler)
+    assert notes and all(n.program == 1 for n in notes)  # every part on the piano
+    assert row["ensemble"] == "Solo Piano"
+    # Sound starts where the first note does (dry: no room to smear it).
+    lead = int(rendering.LEAD_S * rendering.SAMPLE_RATE)
+    assert np.abs(audio_S[: lead - 100]).max() == 0.0
+    assert np.abs(audio_S[lead : lead + 2000]).max() > 0.01
