@@ -39,6 +39,8 @@ setuptools.setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=setuptools.find_packages(include=["jaxnotes", "jaxnotes.*", "configs"]),
+    # The shipped pretrained model (weights.npz, config, thresholds, model card).
+    package_data={"jaxnotes": ["pretrained_model/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "test": ["pytest==9.0.3", "ruff==0.17.6"],

@@ -224,12 +224,63 @@ HEADLINE = (
 )
 
 
+def run_mode(model, model_config, eval_config) -> tuple[inference.Segments | None, dict]:
+    """(segments or None, how the model runs offline) for the report (see inference)."""
+    from jaxnotes.data import pipeline
+
+    try:
+        model.receptive_field()
+    except ValueError:
+        fps = pipeline.load_meta(model_config).frames_per_second
+        window = pipeline.window_frames(model_config)
+        segments = inference.segments_of(eval_config, window, fps)
+        return segments, segments.describe(fps)
+    return None, dict(inference.EXACT)
+
+
+def report_dir_name(source: str, test_only: bool) -> str:
+    """`report` for the training data's test split, `report-<folder>` for a test-only folder."""
+    return f"{REPORT_DIR}-{os.path.basename(source.rstrip(os.sep))}" if test_only else REPORT_DIR
+
+
+def model_thresholds(workdir: str, eval_config) -> dict:
+    """The thresholds a model was tested with (its thresholds.json), unless the config sets them.
+
+    Raises:
+        ValueError: neither the config nor the workdir gives a threshold.
+    """
+    from jaxnotes import checkpoint
+
+    path = os.path.join(workdir, checkpoint.THRESHOLDS_FILE)
+    chosen = {}
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                chosen = json.load(f)
+        except ValueError as e:
+            raise ValueError(f"{path}: not valid JSON ({e}); rerun the test action") from e
+    out = {"source": f"{path} (tuned on the model's validation split)"}
+    for key in ("frame_threshold", "onset_threshold"):
+        value = getattr(eval_config, key)
+        if value is not None:
+            out[key], out["source"] = float(value), "config.eval"
+        elif chosen.get(key) is not None:
+            out[key] = float(chosen[key])
+        else:
+            raise ValueError(
+                f"{path} is missing and config.eval.{key} is not set: a test-only folder has no "
+                "validation split to tune thresholds on; run the test action on the model's "
+                f"training data first, or set --config.eval.{key}"
+            )
+    return out
+
+
 def run_test(config, workdir: str) -> dict:
     """The `test` action: evaluates the final (or dev) model of `workdir` on the test split."""
     from jaxnotes import checkpoint
     from jaxnotes.data import pipeline
 
-    model, meta, _, step = checkpoint.load_model(workdir, dev=config.eval.test_dev)
+    model, meta, model_config, step = checkpoint.load_model(workdir, dev=config.eval.test_dev)
     data_meta = pipeline.load_meta(config)
     if (data_meta.n_bins, data_meta.n_pitches) != (meta.n_bins, meta.n_pitches):
         raise ValueError(
@@ -239,8 +290,13 @@ def run_test(config, workdir: str) -> dict:
         )
     metrics.validate_thresholds(config.eval.thresholds)
     metrics.validate_allowed_errors(config.eval.allowed_errors)
-    pipeline.ensure_dataset(config, ("train", "test"))
-    predict_piece = functools.partial(inference.predict_offline, model)
+    source = pipeline.source_dir(config)
+    # A folder of test recordings alone (your own, or a benchmark's) is scored with the
+    # model's own thresholds, and reported beside the training data's report.
+    test_only = not os.path.isdir(os.path.join(source, "train_data"))
+    pipeline.ensure_dataset(config, ("test",) if test_only else ("train", "test"))
+    segments, how = run_mode(model, model_config, config.eval)
+    predict_piece = functools.partial(inference.predict_offline, model, segments=segments)
 
     def predictions(split):
         info = pipeline.piece_info(config, split)
@@ -255,8 +311,10 @@ def run_test(config, workdir: str) -> dict:
             {pid: i.title or i.name for pid, i in info.items()},
         )
 
-    val_pieces, val_notes, _ = predictions("validation")
-    if val_pieces:
+    val_pieces, val_notes = ({}, {}) if test_only else predictions("validation")[:2]
+    if test_only:
+        thresholds = model_thresholds(workdir, config.eval)
+    elif val_pieces:
         thresholds = choose_thresholds(val_pieces, val_notes, meta, config.eval)
     else:
         logging.warning("no validation split: using thresholds 0.5 (not tuned)")
@@ -268,12 +326,17 @@ def run_test(config, workdir: str) -> dict:
         test_pieces, test_notes, names, meta, config.eval, thresholds
     )
     shown = sorted(test_pieces)[: config.eval.num_piano_rolls]
-    out_dir = os.path.join(workdir, REPORT_DIR)
+    out_dir = os.path.join(workdir, report_dir_name(source, test_only))
     written = report.write_report(
         out_dir,
         result,
         config=config.to_dict(),
-        checkpoint={"workdir": workdir, "step": step, "dev": bool(config.eval.test_dev)},
+        checkpoint={
+            "workdir": workdir,
+            "step": step,
+            "dev": bool(config.eval.test_dev),
+            "inference": ", ".join(f"{k} {v}" for k, v in how.items()),
+        },
         rolls={
             pid: (test_pieces[pid].frame_probs_TxP, test_pieces[pid].ref_frames_TxP)
             for pid in shown
@@ -291,11 +354,12 @@ def run_test(config, workdir: str) -> dict:
             "exact_frame_acc@t=0.5,e=0",
         ),
     )
-    # Atomic: a transcriber reading the workdir never sees a half-written file.
-    midi.atomic_write_bytes(
-        os.path.join(workdir, checkpoint.THRESHOLDS_FILE),
-        (json.dumps(thresholds, indent=2) + "\n").encode(),
-    )
+    if not test_only:  # thresholds are the model's, tuned on its validation split only
+        # Atomic: a transcriber reading the workdir never sees a half-written file.
+        midi.atomic_write_bytes(
+            os.path.join(workdir, checkpoint.THRESHOLDS_FILE),
+            (json.dumps(thresholds, indent=2) + "\n").encode(),
+        )
     pooled = result["pooled"]
     lines = [f"test on {pooled['pieces']} pieces ({pooled['frames']} frames), step {step}:"]
     lines += [f"  {name:28s} {pooled[name]:.4f}" for name in HEADLINE if name in pooled]

@@ -6,12 +6,17 @@ by `test` gets the same probabilities as the same audio transcribed. Must not im
 training or dataset code. Legend: B windows, T frames, F CQT bins, P pitches, W frames per
 window.
 
-Every model reports an exact `receptive_field() -> (past, future)` and treats the input's
-edges as a recording's edges, so output t computed from a window [s, e) equals the output
-of one pass over the whole piece when the window starts at frame 0 or at or before
-t - past, and ends at the last frame or after t + future.
+Models with a bounded context report an exact `receptive_field() -> (past, future)` and
+treat the input's edges as a recording's edges, so output t computed from a window [s, e)
+equals the output of one pass over the whole piece when the window starts at frame 0 or at
+or before t - past, and ends at the last frame or after t + future: `predict_offline` is
+then exact. Models whose outputs depend on the whole input (long-range attention) raise in
+`receptive_field()`; `predict_offline` runs them on overlapping segments of a fixed length
+instead and keeps each segment's centre (`segment_plan`), an approximation whose cost and
+choice are described in `Segments`. Streaming (`streaming`) needs a bounded context.
 """
 
+import dataclasses
 import weakref
 
 import jax
@@ -60,8 +65,77 @@ def receptive_field(model) -> tuple[int, int]:
     return int(past), int(future)
 
 
+@dataclasses.dataclass(frozen=True)
+class Segments:
+    """How a model without a bounded context runs offline: segments of `frames` frames,
+    consecutive ones overlapping by `overlap` frames, each output taken from the segment
+    in which it lies most central (`segment_plan`).
+
+    A long-range model sees at most `frames` frames of context, as it did in training when
+    `frames` is the training window; longer segments give it more context than it was
+    trained on. The cost is frames / (frames - overlap) times one pass (2x at half
+    overlap). A piece no longer than `frames` runs in one pass, exactly.
+    """
+
+    frames: int
+    overlap: int
+
+    def __post_init__(self):
+        if self.frames < 1 or not 0 <= self.overlap < self.frames:
+            raise ValueError(
+                f"segments of {self.frames} frames overlapping by {self.overlap}: need "
+                "frames >= 1 and 0 <= overlap < frames (config.eval.segment_s, segment_overlap)"
+            )
+
+    def describe(self, frames_per_second: float) -> dict:
+        return {
+            "mode": "segments",
+            "segment_frames": self.frames,
+            "overlap_frames": self.overlap,
+            "segment_s": round(self.frames / frames_per_second, 3),
+        }
+
+
+EXACT = {"mode": "exact windows (bounded receptive field)"}
+
+
+def segments_of(eval_config, training_window_frames: int, frames_per_second: float) -> Segments:
+    """`config.eval.segment_s` (None: the training window) and `segment_overlap` as Segments."""
+    seconds = eval_config.get("segment_s")
+    frames = training_window_frames if seconds is None else int(round(seconds * frames_per_second))
+    return Segments(frames, int(round(frames * eval_config.get("segment_overlap", 0.5))))
+
+
+def segment_plan(num_frames: int, segments: Segments) -> list[tuple[int, int, int]]:
+    """(segment start, first output, end output) per segment; the outputs tile [0, T) once.
+
+    Segments start every frames - overlap frames (the last one ends at the last frame);
+    each keeps the outputs nearer its centre than any neighbour's, half the overlap in
+    from each inner edge.
+    """
+    size, overlap = segments.frames, segments.overlap
+    if num_frames <= size:
+        return [(0, 0, num_frames)]
+    starts = list(range(0, num_frames - size, size - overlap)) + [num_frames - size]
+    plan = []
+    for i, start in enumerate(starts):
+        first = 0 if i == 0 else plan[-1][2]
+        if i + 1 == len(starts):
+            end = num_frames
+        else:  # halfway through the overlap with the next segment
+            end = (starts[i + 1] + start + size + 1) // 2
+        plan.append((start, first, end))
+    return plan
+
+
 def predict_offline(
-    model, cqt_TxF: np.ndarray, *, step_frames: int = 512, batch_size: int = 4, predict=None
+    model,
+    cqt_TxF: np.ndarray,
+    *,
+    step_frames: int = 512,
+    batch_size: int = 4,
+    predict=None,
+    segments: Segments | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frame and onset probabilities (T x P each) of a whole CQT, window by window.
 
@@ -69,17 +143,25 @@ def predict_offline(
     `batch_size`); window i gives outputs [i * step, (i + 1) * step) and starts `past` frames
     before them, or at frame 0, or W frames before the end, so every output sees exactly what
     it would see in one pass over the whole sequence. A sequence shorter than W runs at once.
+    A model without a bounded receptive field runs on `segments` (see Segments; required).
     """
     predict = predict or predictor(model)
-    past, future = receptive_field(model)
-    num_frames, window = len(cqt_TxF), past + step_frames + future
+    num_frames = len(cqt_TxF)
+    try:
+        past, future = model.receptive_field()
+    except ValueError as e:
+        if segments is None:
+            raise ValueError(f"this model cannot run on windows: {e}") from e
+        jobs, window = segment_plan(num_frames, segments), min(segments.frames, num_frames)
+    else:
+        window = past + step_frames + future
+        jobs = []  # (window start, first output, end output)
+        for first in range(0, num_frames, step_frames):
+            start = min(max(0, first - past), num_frames - window)
+            jobs.append((start, first, min(first + step_frames, num_frames)))
     if num_frames <= window:
         frame_BxTxP, onset_BxTxP = predict(np.asarray(cqt_TxF, np.float32)[None])
         return frame_BxTxP[0], onset_BxTxP[0]
-    jobs = []  # (window start, first output, end output)
-    for first in range(0, num_frames, step_frames):
-        start = min(max(0, first - past), num_frames - window)
-        jobs.append((start, first, min(first + step_frames, num_frames)))
     frame_TxP = onset_TxP = None
     for b in range(0, len(jobs), batch_size):
         batch = jobs[b : b + batch_size]

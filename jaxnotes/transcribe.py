@@ -1,5 +1,6 @@
 """`jaxnotes-transcribe`: songs or live audio -> notes (MIDI, CSV, piano roll), offline or live.
 
+  jaxnotes-transcribe song.mp3 -o song.mid       # the pretrained model shipped with jaxnotes
   jaxnotes-transcribe song.mp3 --workdir runs/main/transformer -o song.mid
   jaxnotes-transcribe a.wav b.flac --workdir runs/x -o out_dir/        # one MIDI per song
   jaxnotes-transcribe song.wav --workdir runs/x --stream               # paced at real time
@@ -23,7 +24,7 @@ import time
 import numpy as np
 import pretty_midi
 
-from jaxnotes import decode, inference, midi, streaming
+from jaxnotes import decode, evaluate, inference, midi, streaming
 from jaxnotes.data import audio, features
 
 PROG = "jaxnotes-transcribe"
@@ -48,7 +49,11 @@ def parse_args(argv):
     )
     p.add_argument("songs", nargs="*", metavar="SONG", help="audio files; '-' reads raw PCM")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--workdir", help="training workdir (config.json, meta.json, checkpoints)")
+    src.add_argument(
+        "--workdir",
+        help="training workdir (config.json, meta.json, checkpoints); default: the pretrained "
+        "model shipped with jaxnotes",
+    )
     src.add_argument("--checkpoint", help="a checkpoint folder inside a workdir")
     p.add_argument("--dev", action="store_true", help="use the best validation (dev) model")
     p.add_argument("-o", "--output", help="MIDI file (one song) or folder (default: ./SONG.mid)")
@@ -69,8 +74,6 @@ def parse_args(argv):
     live.add_argument("--midi-out", help="send events to this MIDI output port (mido+rtmidi)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
-    if not args.workdir and not args.checkpoint:
-        p.error("give --workdir DIR (or --checkpoint PATH)")
     if args.input_device is not None:
         if args.songs:
             p.error("--input-device takes no SONG")
@@ -97,44 +100,58 @@ def parse_args(argv):
 
 
 def load(args):
-    """(model, meta, cqt config, decoder settings, description) from --workdir/--checkpoint."""
-    from jaxnotes import checkpoint
+    """(model, meta, cqt config, decoder settings, description, offline segments or None)
+    from --workdir/--checkpoint, or the shipped model."""
+    from jaxnotes import checkpoint, pretrained
 
     workdir, dev, step = args.workdir, args.dev, None
     if args.checkpoint:
         workdir, dev, step = _checkpoint_location(args.checkpoint)
-    if not os.path.isdir(workdir):
-        raise UserError(f"--workdir {workdir}: no such folder (a training run's workdir)")
-    model, meta, config, step = checkpoint.load_model(workdir, dev=dev, step=step)
+    chosen, source = {}, "config.eval"
+    if workdir is None:  # the model shipped in the package
+        model, meta, config, chosen = pretrained.load()
+        origin, source = "the shipped pretrained model", "shipped thresholds.json"
+    else:
+        if not os.path.isdir(workdir):
+            raise UserError(f"--workdir {workdir}: no such folder (a training run's workdir)")
+        model, meta, config, step = checkpoint.load_model(workdir, dev=dev, step=step)
+        origin = f"step {step}{' (dev)' if dev else ''} from {workdir}"
+        tuned = os.path.join(workdir, checkpoint.THRESHOLDS_FILE)  # written by the test action
+        if os.path.exists(tuned):
+            try:
+                with open(tuned) as f:
+                    chosen = json.load(f)
+            except ValueError as e:
+                raise UserError(
+                    f"{tuned}: not valid JSON ({e}); delete it or rerun the test"
+                ) from e
+            source = tuned
     cqt = features.CqtConfig.from_config(config.cqt)
     if cqt.n_bins != meta.n_bins:
-        raise UserError(f"{workdir}: config.cqt gives {cqt.n_bins} bins, meta.json {meta.n_bins}")
-    settings = dict(min_note_s=config.eval.min_note_s, gap_join_s=config.eval.gap_join_s)
-    source = "config.eval"
-    settings["frame_threshold"] = config.eval.frame_threshold
-    settings["onset_threshold"] = config.eval.onset_threshold
-    tuned = os.path.join(workdir, checkpoint.THRESHOLDS_FILE)  # written by the test action
-    if os.path.exists(tuned):
-        try:
-            with open(tuned) as f:
-                chosen = json.load(f)
-        except ValueError as e:
-            raise UserError(f"{tuned}: not valid JSON ({e}); delete it or rerun the test") from e
-        source = tuned
-        for key in ("frame_threshold", "onset_threshold"):
-            if chosen.get(key) is not None:
-                settings[key] = float(chosen[key])
+        raise UserError(f"{origin}: config.cqt gives {cqt.n_bins} bins, meta.json {meta.n_bins}")
+    settings = decoder_settings(config, chosen)
     for key in ("frame_threshold", "onset_threshold"):
         if getattr(args, key) is not None:
             settings[key], source = getattr(args, key), "command line"
-        if settings[key] is None:
-            settings[key] = 0.5
     what = (
-        f"{config.model_name} step {step}{' (dev)' if dev else ''} from {workdir}; thresholds "
-        f"frame {settings['frame_threshold']:.2f}, onset {settings['onset_threshold']:.2f} "
-        f"({source})"
+        f"{config.model_name} {origin}; thresholds frame {settings['frame_threshold']:.2f}, "
+        f"onset {settings['onset_threshold']:.2f} ({source})"
     )
-    return model, meta, cqt, settings, what
+    segments, how = evaluate.run_mode(model, config, config.eval)
+    if segments is not None:
+        what += (
+            f"; offline on {how['segment_s']} s segments ({how['overlap_frames']} frames overlap)"
+        )
+    return model, meta, cqt, settings, what, segments
+
+
+def decoder_settings(config, tuned: dict) -> dict:
+    """Note-decoder settings: config.eval's, thresholds from `tuned` (thresholds.json) if set."""
+    settings = dict(min_note_s=config.eval.min_note_s, gap_join_s=config.eval.gap_join_s)
+    for key in ("frame_threshold", "onset_threshold"):
+        value = tuned.get(key) if tuned.get(key) is not None else config.eval.get(key)
+        settings[key] = 0.5 if value is None else float(value)
+    return settings
 
 
 def _checkpoint_location(path):
@@ -371,12 +388,13 @@ def transcribe_stream(
     return decode.events_to_notes(events, program=args.program), received / rate
 
 
-def transcribe_file(song, model, meta, cqt, settings):
-    """Offline: (notes, seconds, probs or None); long files go chunk by chunk."""
+def transcribe_file(song, model, meta, cqt, settings, segments=None):
+    """Offline: (notes, seconds, probs or None); long files go chunk by chunk (models with a
+    bounded context; others run on `segments` of the whole file)."""
     rate, num_samples = audio.audio_info(song)
     check_rate(song, rate, cqt)
     seconds = num_samples / rate
-    if seconds > MAX_WHOLE_FILE_S:
+    if seconds > MAX_WHOLE_FILE_S and segments is None:
         args = argparse.Namespace(block_ms=CHUNK_S * 1000, program=1, midi_out=None)
         notes, seconds = transcribe_stream(
             args, song, model, meta, cqt, settings, paced=False, echo=False, step_frames=256
@@ -384,7 +402,7 @@ def transcribe_file(song, model, meta, cqt, settings):
         return notes, seconds, None
     samples_S = audio.load_audio(song, cqt.sr)
     cqt_TxF = features.compute_cqt(samples_S, cqt)
-    frame_TxP, onset_TxP = inference.predict_offline(model, cqt_TxF)
+    frame_TxP, onset_TxP = inference.predict_offline(model, cqt_TxF, segments=segments)
     notes = decode.frames_to_notes(frame_TxP, onset_TxP, meta, **settings)
     return notes, len(samples_S) / cqt.sr, (frame_TxP, onset_TxP)
 
@@ -421,7 +439,7 @@ def _main(args) -> int:
             audio.audio_info(song)
     paths = [outputs_for(args, song) for song in songs]
     _check_live_extras(args)
-    model, meta, cqt, settings, what = load(args)
+    model, meta, cqt, settings, what, segments = load(args)
     print(f"{PROG}: {what}", file=sys.stderr)
     for song, out in zip(songs, paths, strict=True):
         begin = time.perf_counter()
@@ -431,7 +449,7 @@ def _main(args) -> int:
             paced = not (args.no_pace or live)
             notes, seconds = transcribe_stream(args, song, model, meta, cqt, settings, paced=paced)
         else:
-            notes, seconds, probs = transcribe_file(song, model, meta, cqt, settings)
+            notes, seconds, probs = transcribe_file(song, model, meta, cqt, settings, segments)
         write_outputs(args, out, notes, meta, probs)
         took = time.perf_counter() - begin
         written = ", ".join(p for p in (out["midi"], out["csv"], out["png"]) if p)

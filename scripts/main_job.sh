@@ -2,7 +2,8 @@
 # The main job on the embedded default corpus, from a fresh machine:
 #   set up -> render the default corpus (music21 scores through fluidsynth) -> CQT records ->
 #   train-val + test of the short-range transformer and of the CNN + MLP baseline ->
-#   transcribe one unseen test piece to MIDI.
+#   transcribe one unseen test piece to MIDI, with the trained transformer and with the
+#   pretrained model shipped in the package.
 # About 15-20 minutes on a 2-core CPU. Results go under $RUNS (default runs/main).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,8 @@ name=$(basename "$SONG" .wav)
 mkdir -p "$RUNS/transcription"
 "$PY" -m jaxnotes.transcribe "$SONG" --workdir "$RUNS/transformer" \
     -o "$RUNS/transcription/$name.mid" --piano-roll
+# The same piece by the pretrained model shipped in the package (no --workdir).
+"$PY" -m jaxnotes.transcribe "$SONG" -o "$RUNS/transcription/${name}_pretrained.mid" --piano-roll
 
 echo
 echo "main job done in $(( $(date +%s) - start )) s. Results:"
@@ -37,3 +40,4 @@ for m in transformer cnn_mlp; do
   echo "  $m: $RUNS/$m/report/summary.md (metrics: $RUNS/$m/report/results.json)"
 done
 echo "  transcription of test piece $name: $RUNS/transcription/$name.mid (+ .csv, .png)"
+echo "  ... by the shipped pretrained model: $RUNS/transcription/${name}_pretrained.mid"

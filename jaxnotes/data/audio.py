@@ -66,10 +66,15 @@ def load_audio(path: str, sr: int | None = None) -> np.ndarray:
         AudioError: the file is missing, empty, not audio, or holds non-finite samples.
     """
     samples_S, file_sr = _decode(path)
-    if sr is not None and file_sr != sr:
+    return resample(samples_S, file_sr, file_sr if sr is None else sr)
+
+
+def resample(samples_S: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
+    """Mono samples at rate `sr` -> float32 at `target_sr` (soxr, as every loader here)."""
+    if sr != target_sr:
         import librosa  # deferred: importing librosa costs ~1 s
 
-        samples_S = librosa.resample(samples_S, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq")
+        samples_S = librosa.resample(samples_S, orig_sr=sr, target_sr=target_sr, res_type="soxr_hq")
     return np.ascontiguousarray(samples_S, dtype=np.float32)
 
 

@@ -1,0 +1,157 @@
+"""The pretrained model shipped inside the package: packing a run into it, and loading it.
+
+Owns the shipped model's folder (`jaxnotes/pretrained_model/`): `weights.npz` (the
+parameters as plain arrays, one per parameter path; no pickle), `config.json` and
+`meta.json` (as a training workdir has them), `thresholds.json` (tuned on the training
+data's validation split by the test action) and `MODEL_CARD.md`. Loading needs neither
+Orbax nor a workdir. Must not import training or dataset code.
+
+    python -m jaxnotes.pretrained --workdir=runs/release [--dev]
+
+packs a trained workdir (by default its dev model, the best on validation) into the
+package; the model card's figures are written by hand from the run's reports.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+
+MODEL_DIR = os.path.join(os.path.dirname(__file__), "pretrained_model")
+WEIGHTS_FILE = "weights.npz"
+RUN_FILES = ("config.json", "meta.json", "thresholds.json")
+
+
+class PretrainedMissingError(FileNotFoundError):
+    """The package holds no pretrained model (a checkout without the shipped files)."""
+
+
+def _param_arrays(model) -> dict[str, np.ndarray]:
+    """{'path/to/param': array} of a model's nnx.Param leaves."""
+    import jax
+    from flax import nnx
+
+    leaves = jax.tree_util.tree_flatten_with_path(nnx.state(model, nnx.Param))[0]
+    return {_path_name(path): np.asarray(leaf) for path, leaf in leaves}
+
+
+def _path_name(path) -> str:
+    parts = []
+    for key in path:
+        name = getattr(key, "key", getattr(key, "idx", getattr(key, "name", key)))
+        parts.append(str(name))
+    return "/".join(parts)
+
+
+def save_weights(model, path: str) -> None:
+    """Writes a model's parameters to an .npz file (atomically)."""
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    np.savez(tmp, **_param_arrays(model))
+    os.replace(tmp, path)
+
+
+def build_model(config, meta, weights_path: str):
+    """The eval-mode model of `config` and `meta` with the parameters of an .npz file.
+
+    Raises:
+        ValueError: a parameter is missing, extra, or of another shape (names them).
+    """
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from jaxnotes import models
+
+    abstract = nnx.eval_shape(
+        lambda: models.get_model(
+            config.model_name, meta=meta, rngs=nnx.Rngs(config.seed), **config.model
+        )
+    )
+    graphdef, params, rest = nnx.split(abstract, nnx.Param, ...)
+    with np.load(weights_path, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+    names = [_path_name(path) for path, _ in flat]
+    missing = sorted(set(names) - set(arrays))
+    extra = sorted(set(arrays) - set(names))
+    if missing or extra:
+        raise ValueError(f"{weights_path}: missing parameters {missing[:5]}, unknown {extra[:5]}")
+    leaves = []
+    for name, (_, want) in zip(names, flat, strict=True):
+        if arrays[name].shape != want.shape:
+            raise ValueError(
+                f"{weights_path}: {name} has shape {arrays[name].shape}, the config's model "
+                f"{want.shape}"
+            )
+        leaves.append(jnp.asarray(arrays[name], want.dtype))
+    params = jax.tree_util.tree_unflatten(treedef, leaves)
+    seed_key = jax.random.key(config.seed)
+    rest = jax.tree.map(  # RNG streams get fresh keys, other state zeros (inference only)
+        lambda x: (
+            jnp.broadcast_to(seed_key, x.shape)
+            if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+            else jnp.zeros(x.shape, x.dtype)
+        ),
+        rest,
+    )
+    model = nnx.merge(graphdef, params, rest)
+    model.eval()
+    return model
+
+
+def available(model_dir: str = MODEL_DIR) -> bool:
+    return all(os.path.exists(os.path.join(model_dir, f)) for f in (WEIGHTS_FILE, *RUN_FILES))
+
+
+def load(model_dir: str = MODEL_DIR):
+    """(model, meta, config, thresholds) of the shipped model."""
+    from jaxnotes import checkpoint
+
+    if not available(model_dir):
+        raise PretrainedMissingError(
+            f"{model_dir}: no pretrained model here; give --workdir of a trained run, or "
+            "reinstall jaxnotes"
+        )
+    config, meta = checkpoint.read_config(model_dir), checkpoint.read_meta(model_dir)
+    with open(os.path.join(model_dir, "thresholds.json")) as f:
+        thresholds = json.load(f)
+    return (
+        build_model(config, meta, os.path.join(model_dir, WEIGHTS_FILE)),
+        meta,
+        config,
+        thresholds,
+    )
+
+
+def pack(workdir: str, dev: bool = True, model_dir: str = MODEL_DIR) -> str:
+    """Copies a trained workdir's model, config, meta and thresholds into `model_dir`."""
+    from jaxnotes import checkpoint
+
+    model, _, _, step = checkpoint.load_model(workdir, dev=dev)
+    tuned = os.path.join(workdir, checkpoint.THRESHOLDS_FILE)
+    if not os.path.exists(tuned):
+        raise FileNotFoundError(f"{tuned}: run the test action first (it tunes the thresholds)")
+    os.makedirs(model_dir, exist_ok=True)
+    save_weights(model, os.path.join(model_dir, WEIGHTS_FILE))
+    for name in RUN_FILES:
+        shutil.copyfile(os.path.join(workdir, name), os.path.join(model_dir, name))
+    return f"step {step}{' (dev)' if dev else ''} of {workdir} -> {model_dir}"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Packs a trained workdir as the shipped model.")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--final", action="store_true", help="the final model, not the dev one")
+    parser.add_argument("--out", default=MODEL_DIR)
+    args = parser.parse_args(argv)
+    try:
+        print(pack(args.workdir, dev=not args.final, model_dir=args.out))
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()
