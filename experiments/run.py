@@ -2,12 +2,16 @@
 
     python -m experiments.run E001_positional_encoding [--root runs/experiments] [--dry-run]
     python -m experiments.run E001_positional_encoding --variant quick --actions train-val,test
+    python -m experiments.run E006_real_recordings --score /data/my_recordings
 
 Each experiment folder holds config.py with `get_config(arg)` (derived from a
 file in configs/) and `sweep() -> list[dict[str, value]]` of dotted config
 overrides. Every point gets the workdir `<root>/<experiment>/<k=v,...>`; after
 the runs, a Markdown table of each point's test report (results.json) is
-printed and written to `<root>/<experiment>/results.md`.
+printed and written to `<root>/<experiment>/results.md`. `--score DIR` (repeatable) also
+scores every point on a folder of test recordings alone (`process-test,test` with the
+folder as `config.data.musicnet_dir`; thresholds stay the model's own) and adds its note
+and frame F1 to the table.
 """
 
 import argparse
@@ -50,20 +54,37 @@ def commands(experiment: str, root: str, variant: str, actions: str) -> list[tup
     return runs
 
 
-def results_table(runs: list[tuple[str, list[str]]]) -> str:
-    rows = ["| point | " + " | ".join(HEADLINE) + " |", "|---" * (len(HEADLINE) + 1) + "|"]
+SCORED = ("note/f1", "frame/f1")  # columns of each --score folder
+
+
+def score_commands(runs, folder: str) -> list[tuple[str, list[str]]]:
+    """(workdir, argv) scoring every point's model on a test-only folder."""
+    out = []
+    for workdir, argv in runs:
+        argv = [a for a in argv if not a.startswith("--action=")]
+        argv += ["--action=process-test,test", f"--config.data.musicnet_dir={folder}"]
+        out.append((workdir, argv))
+    return out
+
+
+def results_table(runs: list[tuple[str, list[str]]], score_dirs=()) -> str:
+    reports = [("report", HEADLINE)]
+    reports += [(f"report-{os.path.basename(d.rstrip(os.sep))}", SCORED) for d in score_dirs]
+    header = [k for _, keys in reports[:1] for k in keys]
+    header += [f"{name[len('report-') :]} {k}" for name, keys in reports[1:] for k in keys]
+    rows = ["| point | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
     for workdir, _ in runs:
-        path = os.path.join(workdir, "report", "results.json")
-        if not os.path.exists(path):
-            rows.append(
-                f"| {os.path.basename(workdir)} | " + " | ".join("not run" for _ in HEADLINE) + " |"
-            )
-            continue
-        with open(path) as f:
-            pooled = json.load(f).get("pooled", {})
-        cells = [
-            f"{pooled[k]:.3f}" if isinstance(pooled.get(k), (int, float)) else "-" for k in HEADLINE
-        ]
+        cells = []
+        for name, keys in reports:
+            path = os.path.join(workdir, name, "results.json")
+            if not os.path.exists(path):
+                cells += ["not run" for _ in keys]
+                continue
+            with open(path) as f:
+                pooled = json.load(f).get("pooled", {})
+            cells += [
+                f"{pooled[k]:.3f}" if isinstance(pooled.get(k), (int, float)) else "-" for k in keys
+            ]
         rows.append(f"| {os.path.basename(workdir)} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -77,15 +98,19 @@ def main(argv=None) -> int:
     parser.add_argument("--variant", default="quick", help="config variant ('' for full size)")
     parser.add_argument("--actions", default="process-train,process-test,train-val,test")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    parser.add_argument(
+        "--score", action="append", default=[], help="also score each point on this test folder"
+    )
     args = parser.parse_args(argv)
     if not os.path.exists(os.path.join(HERE, args.experiment, "config.py")):
         parser.error(f"no experiment {args.experiment!r} in {HERE}")
     runs = commands(args.experiment, os.path.abspath(args.root), args.variant, args.actions)
-    for _, cmd in runs:
+    scoring = [c for folder in args.score for c in score_commands(runs, os.path.abspath(folder))]
+    for _, cmd in runs + scoring:
         print(" ".join(cmd), flush=True)
         if not args.dry_run:
             subprocess.run(cmd, check=True)
-    table = results_table(runs)
+    table = results_table(runs, [os.path.abspath(d) for d in args.score])
     print(table)
     if not args.dry_run:
         with open(

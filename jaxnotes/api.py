@@ -12,7 +12,6 @@ the `jaxnotes-transcribe` command and the test action run, so the API gives the 
 """
 
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -64,11 +63,7 @@ class Transcriber:
         from jaxnotes import checkpoint
 
         model, meta, config, step = checkpoint.load_model(workdir, dev=dev, step=step)
-        tuned = os.path.join(workdir, checkpoint.THRESHOLDS_FILE)
-        thresholds = {}
-        if os.path.exists(tuned):
-            with open(tuned) as f:
-                thresholds = json.load(f)
+        thresholds = checkpoint.read_thresholds(workdir)
         return cls(model, meta, config, thresholds, f"step {step} of {workdir}")
 
     def transcribe(self, audio_in, sr: int | None = None) -> Transcription:

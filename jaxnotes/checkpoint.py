@@ -162,6 +162,22 @@ def read_meta(workdir: str) -> Meta:
     return meta_from_dict(_read_json(workdir, META_FILE))
 
 
+def read_thresholds(workdir: str) -> dict:
+    """The decoder thresholds the test action tuned for this run ({} before any test).
+
+    Raises:
+        ValueError: the file is not valid JSON (names it and what to do).
+    """
+    path = os.path.join(workdir, THRESHOLDS_FILE)
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); delete it or rerun the test") from e
+
+
 def make_manager(
     directory: str, *, max_to_keep: int | None = None, for_inference: bool = False
 ) -> ocp.CheckpointManager:

@@ -252,13 +252,7 @@ def model_thresholds(workdir: str, eval_config) -> dict:
     from jaxnotes import checkpoint
 
     path = os.path.join(workdir, checkpoint.THRESHOLDS_FILE)
-    chosen = {}
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                chosen = json.load(f)
-        except ValueError as e:
-            raise ValueError(f"{path}: not valid JSON ({e}); rerun the test action") from e
+    chosen = checkpoint.read_thresholds(workdir)
     out = {"source": f"{path} (tuned on the model's validation split)"}
     for key in ("frame_threshold", "onset_threshold"):
         value = getattr(eval_config, key)

@@ -16,7 +16,6 @@ from `decode`, files from `midi`. Every user error is one line on stderr and exi
 
 import argparse
 import collections
-import json
 import os
 import sys
 import time
@@ -116,16 +115,9 @@ def load(args):
             raise UserError(f"--workdir {workdir}: no such folder (a training run's workdir)")
         model, meta, config, step = checkpoint.load_model(workdir, dev=dev, step=step)
         origin = f"step {step}{' (dev)' if dev else ''} from {workdir}"
-        tuned = os.path.join(workdir, checkpoint.THRESHOLDS_FILE)  # written by the test action
-        if os.path.exists(tuned):
-            try:
-                with open(tuned) as f:
-                    chosen = json.load(f)
-            except ValueError as e:
-                raise UserError(
-                    f"{tuned}: not valid JSON ({e}); delete it or rerun the test"
-                ) from e
-            source = tuned
+        chosen = checkpoint.read_thresholds(workdir)  # written by the test action
+        if chosen:
+            source = os.path.join(workdir, checkpoint.THRESHOLDS_FILE)
     cqt = features.CqtConfig.from_config(config.cqt)
     if cqt.n_bins != meta.n_bins:
         raise UserError(f"{origin}: config.cqt gives {cqt.n_bins} bins, meta.json {meta.n_bins}")

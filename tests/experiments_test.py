@@ -50,3 +50,20 @@ def test_results_table_reads_the_test_reports(tmp_path):
     table = run.results_table(runs)
     assert "| pos_encoding=sinusoidal | 0.928 | 0.862 | 0.748 | 0.564 |" in table
     assert "| pos_encoding=conv | not run |" in table
+
+
+def test_score_folders_add_columns(tmp_path):
+    """--score DIR runs process-test,test on DIR per point and shows its note and frame F1."""
+    runs = run.commands("E006_real_recordings", str(tmp_path), "tiny", "train-val,test")
+    scoring = run.score_commands(runs, "/data/real")
+    assert all("--action=process-test,test" in argv for _, argv in scoring)
+    assert all("--config.data.musicnet_dir=/data/real" in argv for _, argv in scoring)
+    assert [w for w, _ in scoring] == [w for w, _ in runs]
+    done, _ = runs[2]
+    for name, pooled in (("report", {"frame/ap": 0.9}), ("report-real", {"note/f1": 0.5})):
+        os.makedirs(os.path.join(done, name))
+        with open(os.path.join(done, name, "results.json"), "w") as f:
+            json.dump({"pooled": pooled}, f)
+    table = run.results_table(runs, ["/data/real"])
+    assert "real note/f1" in table.splitlines()[0]
+    assert "| normalisation=db_relative | 0.900 | - | - | - | 0.500 | - |" in table
