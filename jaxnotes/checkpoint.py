@@ -368,6 +368,20 @@ def load_model(
     return model, meta, config, int(step)
 
 
+def fresh_rng_state(abstract_state, seed: int):
+    """Concrete values for an inference model's RNG streams (dropout), which are not saved:
+    keys from the seed, counts at zero."""
+    seed_key = jax.random.key(seed)
+    return jax.tree.map(
+        lambda x: (
+            jnp.broadcast_to(seed_key, x.shape)
+            if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+            else jnp.zeros(x.shape, x.dtype)
+        ),
+        abstract_state,
+    )
+
+
 def _restore_model(mngr, step: int, config, meta: Meta) -> nnx.Module:
     """The model of `config` with the parameters (and non-RNG state) of checkpoint `step`."""
     # Shapes only: random initialisation would be wasted work (seconds on a busy CPU).
@@ -377,16 +391,7 @@ def _restore_model(mngr, step: int, config, meta: Meta) -> nnx.Module:
         )
     )
     graphdef, params, rngs, rest = nnx.split(abstract_model, nnx.Param, nnx.RngState, ...)
-    # RNG streams (dropout) are not saved for inference: fresh keys from the seed.
-    seed_key = jax.random.key(config.seed)
-    rngs = jax.tree.map(
-        lambda x: (
-            jnp.broadcast_to(seed_key, x.shape)
-            if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
-            else jnp.zeros(x.shape, x.dtype)
-        ),
-        rngs,
-    )
+    rngs = fresh_rng_state(rngs, config.seed)
     target = {"params": params, "rest": rest} if jax.tree.leaves(rest) else {"params": params}
     check_compatible(
         mngr,

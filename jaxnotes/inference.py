@@ -148,10 +148,10 @@ def predict_offline(
     predict = predict or predictor(model)
     num_frames = len(cqt_TxF)
     try:
-        past, future = model.receptive_field()
-    except ValueError as e:
+        past, future = receptive_field(model)
+    except ValueError:
         if segments is None:
-            raise ValueError(f"this model cannot run on windows: {e}") from e
+            raise
         jobs, window = segment_plan(num_frames, segments), min(segments.frames, num_frames)
     else:
         window = past + step_frames + future

@@ -63,7 +63,7 @@ def build_model(config, meta, weights_path: str):
     import jax.numpy as jnp
     from flax import nnx
 
-    from jaxnotes import models
+    from jaxnotes import checkpoint, models
 
     abstract = nnx.eval_shape(
         lambda: models.get_model(
@@ -88,15 +88,7 @@ def build_model(config, meta, weights_path: str):
             )
         leaves.append(jnp.asarray(arrays[name], want.dtype))
     params = jax.tree_util.tree_unflatten(treedef, leaves)
-    seed_key = jax.random.key(config.seed)
-    rest = jax.tree.map(  # RNG streams get fresh keys, other state zeros (inference only)
-        lambda x: (
-            jnp.broadcast_to(seed_key, x.shape)
-            if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
-            else jnp.zeros(x.shape, x.dtype)
-        ),
-        rest,
-    )
+    rest = checkpoint.fresh_rng_state(rest, config.seed)
     model = nnx.merge(graphdef, params, rest)
     model.eval()
     return model
