@@ -49,7 +49,7 @@ setuptools.setup(
     },
     entry_points={
         "console_scripts": [
-            "jaxnotes-transcribe=jaxnotes.transcribe:run",
+            "jaxnotes-transcribe=jaxnotes.transcribe.cli:run",
         ],
     },
 )

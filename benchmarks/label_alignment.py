@@ -19,8 +19,9 @@ import librosa
 import numpy as np
 
 from jaxnotes.data import audio as audio_lib
-from jaxnotes.data import corpus as corpus_lib
-from jaxnotes.data import musicnet, rendering
+from jaxnotes.data import musicnet
+from jaxnotes.data.corpus import build as corpus_lib
+from jaxnotes.data.corpus import rendering
 
 ANALYSIS_SR = 22050
 HOP = 128  # 5.8 ms frames: finer than the tolerances measured

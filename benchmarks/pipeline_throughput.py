@@ -46,7 +46,7 @@ def _disk_bytes(path: str) -> int:
 
 def main(argv):
     del argv
-    from jaxnotes.data import pipeline
+    from jaxnotes.data import pipeline, records, spec
 
     config = _CONFIG.value
     if _PIECES.value > 0:
@@ -54,7 +54,7 @@ def main(argv):
             config.data.cache_dir, _PIECES.value, _SECONDS.value
         )
     start = time.perf_counter()
-    path = pipeline.ensure_dataset(config, ("train",))["train"]
+    path = records.ensure_dataset(config, ("train",))["train"]
     print(f"dataset: {path} (ready in {time.perf_counter() - start:.1f} s)")
     meta = pipeline._metadata(path)
     for split, info in meta["splits"].items():
@@ -68,7 +68,7 @@ def main(argv):
     frames = sum(info["num_frames"] for info in meta["splits"].values())
     print(f"  on disk: {size / 2**20:.1f} MiB ({size / frames:.0f} bytes/frame)")
 
-    source, _ = pipeline._open(config, "train")
+    source, _ = records.open_split(config, "train")
     start = time.perf_counter()
     reads = 0
     while time.perf_counter() - start < 3.0:
@@ -77,7 +77,7 @@ def main(argv):
     rate = reads / (time.perf_counter() - start)
     print(f"chunk reads: {rate:.0f} records/s ({rate * config.data.chunk_frames:.0f} frames/s)")
 
-    window = pipeline.window_frames(config)
+    window = spec.window_frames(config)
     for workers in (int(w) for w in _WORKERS.value):
         config.data.num_workers = workers
         it = pipeline.make_train_iter(config)

@@ -46,7 +46,7 @@ def _config(name: str):
 def _setup(config, meta):
     import jax
 
-    from jaxnotes import optim, parallel, steps
+    from jaxnotes.train import optim, parallel, steps
 
     tx, _ = optim.make_optimizer(config, 1000)
     mesh = parallel.make_mesh()
@@ -74,7 +74,7 @@ def _time_steps(train_fn, state, batches, mesh, rng, num_steps: int):
     """(state, seconds, seconds in next(batches)) for `num_steps` steps fed as train.py does."""
     import jax
 
-    from jaxnotes import steps
+    from jaxnotes.train import steps
 
     start, waiting = time.perf_counter(), 0.0
     for _ in range(num_steps):
@@ -88,7 +88,7 @@ def _time_steps(train_fn, state, batches, mesh, rng, num_steps: int):
 
 def _pipeline_available(config) -> str | None:
     """Why the real pipeline can't be timed without rendering a corpus, or None."""
-    from jaxnotes.data import corpus
+    from jaxnotes.data.corpus import build as corpus
 
     if config.data.musicnet_dir:
         return None
@@ -104,13 +104,13 @@ def main(argv):
 
     import jax
 
-    from jaxnotes.data import pipeline
+    from jaxnotes.data import pipeline, records, spec
 
     print(f"devices: {jax.devices()}")
     for name in _MODELS.value:
         config = _config(name)
-        meta = pipeline.load_meta(config)
-        frames = pipeline.window_frames(config)
+        meta = spec.load_meta(config)
+        frames = spec.window_frames(config)
         mesh, state, train_fn, num_params = _setup(config, meta)
         rng = jax.random.key(0)
         batch = _random_batch(config, meta, frames)
@@ -134,7 +134,7 @@ def main(argv):
         if why_not:
             print(f"  real pipeline: skipped ({why_not})")
             continue
-        pipeline.ensure_dataset(config, ("train",))
+        records.ensure_dataset(config, ("train",))
         train_iter = pipeline.make_train_iter(config)
         state, _, _ = _time_steps(train_fn, state, train_iter, mesh, rng, 2)
         state, seconds, waiting = _time_steps(train_fn, state, train_iter, mesh, rng, _STEPS.value)

@@ -32,8 +32,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-from jaxnotes import decode, inference, streaming  # noqa: E402
 from jaxnotes.data import Meta, features  # noqa: E402
+from jaxnotes.inference import decode, runner, streaming  # noqa: E402
 
 SR = 22050
 
@@ -49,7 +49,7 @@ def default_model(name: str, **overrides):
     config.model.update(overrides)
     cqt = features.CqtConfig.from_config(config.cqt)
     meta = Meta(cqt.n_bins, 88, 21, cqt.frames_per_second, bins_per_semitone=cqt.bins_per_semitone)
-    model = models.get_model(name, meta=meta, rngs=nnx.Rngs(0), **config.model)
+    model = models.from_config(config, meta, nnx.Rngs(0))
     model.eval()
     return model, meta, cqt
 
@@ -87,10 +87,10 @@ def offline(args):
         begin = time.perf_counter()
         cqt_TxF = features.compute_cqt(audio_S, cqt)
         cqt_s = time.perf_counter() - begin
-        past, future = inference.receptive_field(model)
-        inference.predict_offline(model, cqt_TxF[: past + 512 + future + 1])  # compiles windows
+        past, future = runner.receptive_field(model)
+        runner.predict_offline(model, cqt_TxF[: past + 512 + future + 1])  # compiles windows
         begin = time.perf_counter()
-        inference.predict_offline(model, cqt_TxF)
+        runner.predict_offline(model, cqt_TxF)
         model_s = time.perf_counter() - begin
         total = args.offline_s / (cqt_s + model_s)
         print(
@@ -136,7 +136,8 @@ def train_latency_models(folder: str, steps: int):
     """Trains the default-receptive-field and low-latency narrow models; returns workdirs."""
     import musicnet_fixtures as fx
 
-    from jaxnotes import train
+    from jaxnotes.data import records
+    from jaxnotes.train import loop
 
     root = os.path.join(folder, "musicnet")
     names = [str(3000 + i) for i in range(6)]
@@ -159,21 +160,22 @@ def train_latency_models(folder: str, steps: int):
             config[section][field] = value
         workdirs[label] = os.path.join(folder, label)
         begin = time.perf_counter()
-        train.train_and_evaluate(config, workdirs[label], validate=False)
+        records.ensure_dataset(config, ("train",))
+        loop.train_and_evaluate(config, workdirs[label], validate=False)
         print(f"trained {label} ({steps} steps) in {time.perf_counter() - begin:.0f} s")
     return workdirs
 
 
 def note_f1(model, meta, cqt, seeds, onset_threshold):
-    from jaxnotes import metrics
+    from jaxnotes.evaluate import note_metrics
 
-    total = metrics.NoteCounts()
+    total = note_metrics.NoteCounts()
     for seed in seeds:
         audio_S, notes = synthetic_audio(20.0, seed=seed)
-        frame_TxP, onset_TxP = inference.predict_offline(model, features.compute_cqt(audio_S, cqt))
+        frame_TxP, onset_TxP = runner.predict_offline(model, features.compute_cqt(audio_S, cqt))
         est = decode.frames_to_notes(frame_TxP, onset_TxP, meta, onset_threshold=onset_threshold)
         ref_intervals, ref_pitches = decode.notes_to_arrays(notes)
-        total += metrics.note_counts(ref_intervals, ref_pitches, *decode.notes_to_arrays(est))
+        total += note_metrics.note_counts(ref_intervals, ref_pitches, *decode.notes_to_arrays(est))
     return total.as_dict()["note/f1"]
 
 
@@ -204,7 +206,8 @@ def paced_latency(model, meta, cqt, onset_threshold, block_ms: float, seconds: f
 
 def latency(args):
     print("\n## End-to-end latency at real time, and the accuracy cost of lower latency")
-    from jaxnotes import checkpoint, evaluate
+    from jaxnotes.evaluate import scoring
+    from jaxnotes.train import checkpoint
 
     with tempfile.TemporaryDirectory() as folder:
         workdirs = train_latency_models(folder, args.train_steps)
@@ -212,7 +215,7 @@ def latency(args):
             model, meta, config, _ = checkpoint.load_model(workdir)
             cqt = features.CqtConfig.from_config(config.cqt)
             # Onset threshold tuned on a validation piece, as the test action does.
-            f1s = {t: note_f1(model, meta, cqt, [50], t) for t in evaluate.ONSET_THRESHOLD_GRID}
+            f1s = {t: note_f1(model, meta, cqt, [50], t) for t in scoring.ONSET_THRESHOLD_GRID}
             threshold = max(f1s, key=f1s.get)
             f1 = note_f1(model, meta, cqt, [51, 52, 53], threshold)
             delays, num_notes, budget = paced_latency(

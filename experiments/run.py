@@ -21,8 +21,11 @@ import os
 import subprocess
 import sys
 
+from jaxnotes import files
+from jaxnotes.evaluate import metrics
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-HEADLINE = ("frame/ap", "frame/f1", "note/f1", "note_offset/f1")  # keys of results.json "pooled"
+HEADLINE = metrics.SUMMARY  # keys of results.json "pooled"
 
 
 def point_name(overrides: dict) -> str:
@@ -68,15 +71,15 @@ def score_commands(runs, folder: str) -> list[tuple[str, list[str]]]:
 
 
 def results_table(runs: list[tuple[str, list[str]]], score_dirs=()) -> str:
-    reports = [("report", HEADLINE)]
-    reports += [(f"report-{os.path.basename(d.rstrip(os.sep))}", SCORED) for d in score_dirs]
-    header = [k for _, keys in reports[:1] for k in keys]
-    header += [f"{name[len('report-') :]} {k}" for name, keys in reports[1:] for k in keys]
+    # (column prefix, test-only folder or None for the run's own test split, keys)
+    reports = [("", None, HEADLINE)]
+    reports += [(f"{os.path.basename(d.rstrip(os.sep))} ", d, SCORED) for d in score_dirs]
+    header = [f"{prefix}{k}" for prefix, _, keys in reports for k in keys]
     rows = ["| point | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
     for workdir, _ in runs:
         cells = []
-        for name, keys in reports:
-            path = os.path.join(workdir, name, "results.json")
+        for _, source, keys in reports:
+            path = os.path.join(files.report_dir(workdir, source), files.RESULTS_JSON)
             if not os.path.exists(path):
                 cells += ["not run" for _ in keys]
                 continue

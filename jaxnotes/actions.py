@@ -1,45 +1,46 @@
-"""The actions of the command line, each `fn(config, workdir)`."""
+"""The actions of the command line, each `fn(config, workdir)` with the run's validated
+`sections.RunConfig`."""
 
 from collections.abc import Callable
 
-import ml_collections
+from jaxnotes.sections import RunConfig
 
 
-def process_train(config: ml_collections.ConfigDict, workdir: str | None) -> None:
+def process_train(config: RunConfig, workdir: str | None) -> None:
     """Builds the train and validation records (renders the default corpus if needed)."""
     del workdir
-    from jaxnotes.data import pipeline
+    from jaxnotes.data import records
 
-    pipeline.ensure_dataset(config, ("train",))
+    records.ensure_dataset(config, ("train",))
 
 
-def process_test(config: ml_collections.ConfigDict, workdir: str | None) -> None:
+def process_test(config: RunConfig, workdir: str | None) -> None:
     """Builds the test records."""
     del workdir
-    from jaxnotes.data import pipeline
+    from jaxnotes.data import records
 
-    pipeline.ensure_dataset(config, ("test",))
+    records.ensure_dataset(config, ("test",))
 
 
-def train(config: ml_collections.ConfigDict, workdir: str | None) -> None:
-    from jaxnotes import train as train_lib
+def train(config: RunConfig, workdir: str | None) -> None:
+    from jaxnotes.train import loop as train_lib
 
     train_lib.train_and_evaluate(config, workdir, validate=False)
 
 
-def train_val(config: ml_collections.ConfigDict, workdir: str | None) -> None:
-    from jaxnotes import train as train_lib
+def train_val(config: RunConfig, workdir: str | None) -> None:
+    from jaxnotes.train import loop as train_lib
 
     train_lib.train_and_evaluate(config, workdir, validate=True)
 
 
-def test(config: ml_collections.ConfigDict, workdir: str | None) -> None:
-    from jaxnotes import evaluate
+def test(config: RunConfig, workdir: str | None) -> None:
+    from jaxnotes.evaluate import scoring
 
-    evaluate.run_test(config, workdir)
+    scoring.run_test(config, workdir)
 
 
-ACTIONS: dict[str, Callable[[ml_collections.ConfigDict, str | None], None]] = {
+ACTIONS: dict[str, Callable[[RunConfig, str | None], None]] = {
     "process-train": process_train,
     "process-test": process_test,
     "train": train,

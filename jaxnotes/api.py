@@ -16,8 +16,9 @@ import os
 
 import numpy as np
 
-from jaxnotes import decode, evaluate, inference
 from jaxnotes.data import Meta, features, labels
+from jaxnotes.evaluate import scoring
+from jaxnotes.inference import decode, runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Transcription:
     seconds: float
 
     def write_midi(self, path: str, program: int = 1) -> None:
-        from jaxnotes import midi
+        from jaxnotes.data import midi
 
         midi.write_midi(path, self.notes, program=program)
 
@@ -41,13 +42,12 @@ class Transcriber:
     """A model with its features and decoder settings; `transcribe` turns audio into notes."""
 
     def __init__(self, model, meta: Meta, config, thresholds: dict, description: str):
-        from jaxnotes import transcribe
-
         self.model, self.meta, self.config, self.description = model, meta, config, description
         self.cqt = features.CqtConfig.from_config(config.cqt)
-        self.settings = transcribe.decoder_settings(config, thresholds)
-        # None for models with a bounded context (exact windows); see inference.Segments.
-        self.segments, _ = evaluate.run_mode(model, config, config.eval)
+        self.settings = decode.decoder_settings(config.eval, thresholds, "the model's thresholds")
+        self.threshold_source = self.settings.pop("source")
+        # None for models with a bounded context (exact windows); see runner.Segments.
+        self.segments, _ = scoring.run_mode(model, config, config.eval)
 
     @classmethod
     def pretrained(cls) -> "Transcriber":
@@ -60,10 +60,11 @@ class Transcriber:
     @classmethod
     def from_workdir(cls, workdir: str, dev: bool = False, step: int | None = None):
         """A trained run's final (or dev, or step `step`) model with its tuned thresholds."""
-        from jaxnotes import checkpoint
+        from jaxnotes import files
+        from jaxnotes.train import checkpoint
 
         model, meta, config, step = checkpoint.load_model(workdir, dev=dev, step=step)
-        thresholds = checkpoint.read_thresholds(workdir)
+        thresholds = files.read_thresholds(workdir)
         return cls(model, meta, config, thresholds, f"step {step} of {workdir}")
 
     def transcribe(self, audio_in, sr: int | None = None) -> Transcription:
@@ -86,9 +87,7 @@ class Transcriber:
                 raise ValueError("the samples hold NaN or infinite values")
             samples_S = audio.resample(samples, sr, self.cqt.sr)
         cqt_TxF = features.compute_cqt(samples_S, self.cqt)
-        frame_TxP, onset_TxP = inference.predict_offline(
-            self.model, cqt_TxF, segments=self.segments
-        )
+        frame_TxP, onset_TxP = runner.predict_offline(self.model, cqt_TxF, segments=self.segments)
         notes = decode.frames_to_notes(frame_TxP, onset_TxP, self.meta, **self.settings)
         return Transcription(
             notes=notes,

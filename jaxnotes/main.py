@@ -27,7 +27,7 @@ flags.mark_flags_as_required(["config", "action"])
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that name what to fix (a config field, a file, a row): one line, no traceback."""
-    from jaxnotes.data.rendering import CorpusError
+    from jaxnotes.data.corpus.rendering import CorpusError
 
     # ValueError covers bad config values and the data side's LayoutError, AudioError and
     # LabelError; FileNotFoundError a missing checkpoint; FloatingPointError a diverged run.
@@ -53,7 +53,7 @@ def main(argv):
     for name in _ACTION.value:
         if actions.NEEDS_WORKDIR[name] and not workdir:
             raise app.UsageError(f"--action={name} needs --workdir")
-    from jaxnotes import parallel
+    from jaxnotes.train import parallel
 
     parallel.maybe_initialize_distributed()
     logging.info(
@@ -62,10 +62,19 @@ def main(argv):
         jax.process_index(),
         jax.process_count(),
     )
+    from jaxnotes import sections
+
+    try:  # every field checked once, before any action runs
+        config = sections.RunConfig.of(_CONFIG.value)
+    except ValueError as e:
+        if _DEBUG.value:
+            raise
+        print(f"jaxnotes: bad config: {e} (--debug shows the traceback)", file=sys.stderr)
+        sys.exit(1)
     for name in _ACTION.value:
         logging.info("action %s", name)
         try:
-            actions.ACTIONS[name](_CONFIG.value, workdir)
+            actions.ACTIONS[name](config, workdir)
         except _user_errors() as e:
             if _DEBUG.value:
                 raise

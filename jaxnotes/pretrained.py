@@ -13,16 +13,17 @@ package; the model card's figures are written by hand from the run's reports.
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
 
 import numpy as np
 
+from jaxnotes import files
+
 MODEL_DIR = os.path.join(os.path.dirname(__file__), "pretrained_model")
 WEIGHTS_FILE = "weights.npz"
-RUN_FILES = ("config.json", "meta.json", "thresholds.json")
+RUN_FILES = (files.CONFIG_FILE, files.META_FILE, files.THRESHOLDS_FILE)
 
 
 class PretrainedMissingError(FileNotFoundError):
@@ -48,9 +49,8 @@ def _path_name(path) -> str:
 
 def save_weights(model, path: str) -> None:
     """Writes a model's parameters to an .npz file (atomically)."""
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez(tmp, **_param_arrays(model))
-    os.replace(tmp, path)
+    with files.atomic_path(path) as tmp:
+        np.savez(tmp, **_param_arrays(model))
 
 
 def build_model(config, meta, weights_path: str):
@@ -63,13 +63,10 @@ def build_model(config, meta, weights_path: str):
     import jax.numpy as jnp
     from flax import nnx
 
-    from jaxnotes import checkpoint, models
+    from jaxnotes import models
+    from jaxnotes.train import checkpoint
 
-    abstract = nnx.eval_shape(
-        lambda: models.get_model(
-            config.model_name, meta=meta, rngs=nnx.Rngs(config.seed), **config.model
-        )
-    )
+    abstract = nnx.eval_shape(lambda: models.from_config(config, meta))
     graphdef, params, rest = nnx.split(abstract, nnx.Param, ...)
     with np.load(weights_path, allow_pickle=False) as stored:
         arrays = {name: stored[name] for name in stored.files}
@@ -100,16 +97,14 @@ def available(model_dir: str = MODEL_DIR) -> bool:
 
 def load(model_dir: str = MODEL_DIR):
     """(model, meta, config, thresholds) of the shipped model."""
-    from jaxnotes import checkpoint
 
     if not available(model_dir):
         raise PretrainedMissingError(
             f"{model_dir}: no pretrained model here; give --workdir of a trained run, or "
             "reinstall jaxnotes"
         )
-    config, meta = checkpoint.read_config(model_dir), checkpoint.read_meta(model_dir)
-    with open(os.path.join(model_dir, "thresholds.json")) as f:
-        thresholds = json.load(f)
+    config, meta = files.read_config(model_dir), files.read_meta(model_dir)
+    thresholds = files.read_thresholds(model_dir)
     return (
         build_model(config, meta, os.path.join(model_dir, WEIGHTS_FILE)),
         meta,
@@ -120,10 +115,10 @@ def load(model_dir: str = MODEL_DIR):
 
 def pack(workdir: str, dev: bool = True, model_dir: str = MODEL_DIR) -> str:
     """Copies a trained workdir's model, config, meta and thresholds into `model_dir`."""
-    from jaxnotes import checkpoint
+    from jaxnotes.train import checkpoint
 
     model, _, _, step = checkpoint.load_model(workdir, dev=dev)
-    tuned = os.path.join(workdir, checkpoint.THRESHOLDS_FILE)
+    tuned = files.thresholds_path(workdir)
     if not os.path.exists(tuned):
         raise FileNotFoundError(f"{tuned}: run the test action first (it tunes the thresholds)")
     os.makedirs(model_dir, exist_ok=True)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import scipy.signal
 
-from jaxnotes.data import acoustics
+from jaxnotes.data.corpus import acoustics
 
 SR = 16000
 

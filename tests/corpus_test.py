@@ -15,8 +15,10 @@ import soundfile as sf
 
 from configs import common
 from jaxnotes.data import audio as audio_lib
-from jaxnotes.data import corpus, musicnet, rendering
 from jaxnotes.data import labels as labels_lib
+from jaxnotes.data import musicnet
+from jaxnotes.data.corpus import build as corpus
+from jaxnotes.data.corpus import rendering, scores
 
 SR = rendering.SAMPLE_RATE
 MUSICNET_COLUMNS = (
@@ -88,7 +90,7 @@ def test_labels_read_back_inside_their_audio(tiny):
         assert len(notes) > 10
         for n in notes:
             assert 0 <= n.start_s < n.end_s <= frames / SR
-            assert n.program in rendering.INSTRUMENT_NAMES and 21 <= n.pitch <= 108
+            assert n.program in scores.INSTRUMENT_NAMES and 21 <= n.pitch <= 108
             assert n.note_value and n.duration_beats > 0 and n.start_beat >= 0
 
 
@@ -257,16 +259,16 @@ def test_score_pitfalls_become_clean_events():
     part.insert(2.0, music21.note.Note("E4", quarterLength=0.25))  # unison with the chord
     score = music21.stream.Score([part])
     piece = corpus.plan_corpus("tiny", 0)[0]
-    events = rendering._events(score, [41], 60.0, piece)
+    events = scores._events(score, [41], 60.0, piece)
     # The two E4s start together on one channel: only one can sound, and be labelled.
     assert [(e.pitch, e.start_q, e.duration_q, e.value) for e in events] == [
         (60, 0.0, 2.0, "Half"),
         (64, 2.0, 0.5, "Eighth"),
         (67, 2.0, 0.5, "Eighth"),
     ]
-    assert events[0].start_s == rendering.LEAD_S and events[1].start_s == rendering.LEAD_S + 2.0
-    assert rendering._note_value(music21.duration.Duration(0.75)) == "Dotted Eighth"
-    assert rendering._note_value(music21.duration.Duration(1 / 3)) == "Triplet Eighth"
+    assert events[0].start_s == scores.LEAD_S and events[1].start_s == scores.LEAD_S + 2.0
+    assert scores._note_value(music21.duration.Duration(0.75)) == "Dotted Eighth"
+    assert scores._note_value(music21.duration.Duration(1 / 3)) == "Triplet Eighth"
 
 
 def test_cli_prints_where_and_what(tiny, capsys):

@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 from absl.testing import absltest, parameterized
 
-from jaxnotes import decode
 from jaxnotes.data import Meta
 from jaxnotes.data.labels import Note, notes_to_rolls
+from jaxnotes.inference import decode
 
 FPS = 10.0  # 0.1 s a frame keeps hand-made cases readable
 META = Meta(n_bins=8, n_pitches=4, min_pitch=60, frames_per_second=FPS)

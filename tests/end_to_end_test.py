@@ -14,8 +14,9 @@ import pretty_midi
 import pytest
 
 from configs import transformer
-from jaxnotes.data import audio, corpus, features, pipeline
+from jaxnotes.data import audio, features, pipeline, records
 from jaxnotes.data import labels as labels_lib
+from jaxnotes.data.corpus import build as corpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,7 +56,7 @@ def test_records_of_the_rendered_corpus_match_its_labels(run):
     cqt = features.CqtConfig.from_config(config.cqt)
     fps = cqt.frames_per_second
     for split, folder in (("train", "train"), ("validation", "train"), ("test", "test")):
-        info = pipeline.piece_info(config, split)
+        info = records.piece_info(config, split)
         assert info, f"{split} is empty"
         batches = list(pipeline.make_eval_iter(config, split))
         for piece in info.values():
@@ -87,7 +88,7 @@ def test_test_action_writes_every_report_file(run):
     report = os.path.join(workdir, "report")
     with open(os.path.join(report, "results.json")) as f:
         results = json.load(f)
-    test_ids = sorted(pipeline.piece_info(config, "test"))
+    test_ids = sorted(records.piece_info(config, "test"))
     assert sorted(int(k) for k in results["pieces"]) == test_ids
     pooled = results["pooled"]
     for key in (

@@ -1,12 +1,13 @@
-"""Tests of whole-piece evaluation (jaxnotes/evaluate.py) with fake models of known outputs."""
+"""Tests of whole-piece evaluation (jaxnotes/scoring.py) with fake models of known outputs."""
 
 import ml_collections
 import numpy as np
 import pytest
 
 from configs import common
-from jaxnotes import decode, evaluate, metrics
 from jaxnotes.data import Meta, labels
+from jaxnotes.evaluate import metrics, scoring
+from jaxnotes.inference import decode
 
 FPS = 10.0
 META = Meta(n_bins=8, n_pitches=4, min_pitch=60, frames_per_second=FPS)
@@ -91,7 +92,7 @@ def test_stitching_covers_every_frame_once():
         lengths.append(len(cqt_TxF))
         return _oracle(cqt_TxF)
 
-    pieces = evaluate.predict_split(predict_piece, _batches(rolls), num_frames)
+    pieces = scoring.predict_split(predict_piece, _batches(rolls), num_frames)
     assert sorted(lengths) == sorted(num_frames.values())
     assert sorted(pieces) == [7, 9]
     for pid in rolls:
@@ -104,19 +105,19 @@ def test_stitching_detects_double_coverage():
     _, num_frames, rolls = _piece_notes()
     batches = list(_batches(rolls)) * 2
     with pytest.raises(ValueError, match="covered"):
-        evaluate.predict_split(_oracle, batches, num_frames)
+        scoring.predict_split(_oracle, batches, num_frames)
 
 
 def test_perfect_model_scores_perfectly():
     """An oracle gets AP, frame F1, note F1 and exact accuracy of 1 (aggregation is right)."""
     notes, num_frames, rolls = _piece_notes()
     batches = _batches(rolls, onsets=_onset_rolls(notes, num_frames))
-    pieces = evaluate.predict_split(_oracle, batches, num_frames)
+    pieces = scoring.predict_split(_oracle, batches, num_frames)
     e = _eval_config()
     e.min_note_s = 0.0
     e.gap_join_s = 0.0
     thresholds = {"frame_threshold": 0.5, "onset_threshold": 0.5, "source": "test"}
-    result, decoded, _ = evaluate.score_split(pieces, notes, {}, META, e, thresholds)
+    result, decoded, _ = scoring.score_split(pieces, notes, {}, META, e, thresholds)
     pooled = result["pooled"]
     assert pooled["frame/ap"] == pytest.approx(1.0)
     assert pooled["frame/f1"] == pytest.approx(1.0)
@@ -129,11 +130,11 @@ def test_perfect_model_scores_perfectly():
 def test_silent_model_counts_silent_frames():
     """A model that predicts nothing is 'right' exactly on the silent frames (all frames count)."""
     notes, num_frames, rolls = _piece_notes()
-    pieces = evaluate.predict_split(
+    pieces = scoring.predict_split(
         lambda c: (np.zeros_like(c), np.zeros_like(c)), _batches(rolls), num_frames
     )
     thresholds = {"frame_threshold": 0.5, "onset_threshold": 0.5, "source": "test"}
-    result, _, _ = evaluate.score_split(pieces, notes, {}, META, _eval_config(), thresholds)
+    result, _, _ = scoring.score_split(pieces, notes, {}, META, _eval_config(), thresholds)
     all_frames = np.concatenate([rolls[7], rolls[9]])
     silent = float((all_frames.sum(axis=1) == 0).mean())
     at_most_one = float((all_frames.sum(axis=1) <= 1).mean())
@@ -153,9 +154,9 @@ def test_pooled_ap_is_micro_over_pieces():
     noisy_batches = list(_batches(noisy))
     for b, nb in zip(batches, noisy_batches, strict=True):
         b["cqt"] = nb["cqt"]
-    pieces = evaluate.predict_split(_oracle, batches, num_frames)
+    pieces = scoring.predict_split(_oracle, batches, num_frames)
     thresholds = {"frame_threshold": 0.5, "onset_threshold": 0.5, "source": "test"}
-    result, _, _ = evaluate.score_split(pieces, notes, {}, META, _eval_config(), thresholds)
+    result, _, _ = scoring.score_split(pieces, notes, {}, META, _eval_config(), thresholds)
     expected = average_precision_score(
         np.concatenate([rolls[7], rolls[9]]).ravel(), np.concatenate([noisy[7], noisy[9]]).ravel()
     )
@@ -165,25 +166,25 @@ def test_pooled_ap_is_micro_over_pieces():
 def test_thresholds_are_chosen_on_the_given_predictions():
     """With probabilities scaled to 0.4 on notes, the chosen frame threshold drops below 0.5."""
     notes, num_frames, rolls = _piece_notes()
-    scaled = evaluate.predict_split(
+    scaled = scoring.predict_split(
         lambda c: (0.4 * c, np.zeros_like(c)), _batches(rolls), num_frames
     )
     e = _eval_config()
-    chosen = evaluate.choose_thresholds(scaled, notes, META, e)
+    chosen = scoring.choose_thresholds(scaled, notes, META, e)
     assert chosen["frame_threshold"] <= 0.4 and chosen["validation_frame_f1"] == pytest.approx(1.0)
     e.frame_threshold = 0.7
-    assert evaluate.choose_thresholds(scaled, notes, META, e)["frame_threshold"] == 0.7
+    assert scoring.choose_thresholds(scaled, notes, META, e)["frame_threshold"] == 0.7
 
 
 def test_pitch_class_reference_notes():
     """With only_note_names, reference notes fold to pitch classes as the outputs do."""
     meta = Meta(n_bins=8, n_pitches=12, min_pitch=21, frames_per_second=FPS, only_note_names=True)
-    intervals, pitches = evaluate.reference_notes(
+    intervals, pitches = scoring.reference_notes(
         [labels.Note(0, 1, 61), labels.Note(0, 1, 73)], meta
     )
     assert list(pitches) == [decode.PITCH_CLASS_BASE + 1] * 2 and intervals.shape == (2, 2)
     # Out-of-range notes are dropped for MIDI outputs.
-    _, pitches = evaluate.reference_notes([labels.Note(0, 1, 20), labels.Note(0, 1, 61)], META)
+    _, pitches = scoring.reference_notes([labels.Note(0, 1, 20), labels.Note(0, 1, 61)], META)
     assert list(pitches) == [61]
 
 

@@ -13,8 +13,9 @@ import pytest
 from flax import nnx
 
 from configs import transformer
-from jaxnotes import inference, models
-from jaxnotes.data import features, labels, pipeline
+from jaxnotes import models
+from jaxnotes.data import features, labels, spec
+from jaxnotes.inference import runner
 
 SR = 22050
 CQT = features.CqtConfig(sr=SR, bins_per_octave=24, normalisation="db_relative")
@@ -81,22 +82,22 @@ def test_model_outputs_ignore_gain():
     """A transformer's probabilities on a recording 20 dB softer or louder stay within PROB_TOL."""
     config = transformer.get_config("tiny")
     config.cqt.normalisation = "db_relative"
-    meta = pipeline.load_meta(config)
+    meta = spec.load_meta(config)
     cqt = features.CqtConfig.from_config(config.cqt)
     model = models.get_model("transformer", meta=meta, rngs=nnx.Rngs(0), **config.model)
     model.eval()
     audio_S = fx.render(NOTES, 3.5, cqt.sr)
-    base, _ = inference.predict_offline(model, features.compute_cqt(audio_S, cqt))
+    base, _ = runner.predict_offline(model, features.compute_cqt(audio_S, cqt))
     for gain in GAINS_DB:
         gained_S = audio_S * np.float32(10 ** (gain / 20))
-        probs, _ = inference.predict_offline(model, features.compute_cqt(gained_S, cqt))
+        probs, _ = runner.predict_offline(model, features.compute_cqt(gained_S, cqt))
         assert np.abs(probs - base).max() < PROB_TOL, f"{gain} dB"
 
 
 @pytest.mark.parametrize("block", [256, 5000])
 def test_stream_normalises_as_the_file(block):
     """StreamingCqt carries the reference: a stream's features are the file's (streaming.TOLERANCE)."""
-    from jaxnotes import streaming
+    from jaxnotes.inference import streaming
 
     audio_S = _audio(-12.0)
     offline_TxF = features.compute_cqt(audio_S, CQT)

@@ -1,13 +1,15 @@
 """Tests of jaxnotes.metrics against hand counts, sklearn and mir_eval."""
 
 import warnings
+from collections.abc import Sequence
 
 import mir_eval
 import numpy as np
 from absl.testing import absltest, parameterized
 from sklearn.metrics import average_precision_score
 
-from jaxnotes import metrics
+from jaxnotes.data import labels
+from jaxnotes.evaluate import metrics, note_metrics
 
 # 4 real frames + 1 padding frame, 3 pitches.
 PROBS = np.array(
@@ -80,7 +82,7 @@ class PitchClassTest(absltest.TestCase):
         roll[0, 60 - 21] = 1  # C4
         roll[0, 69 - 21] = 0.7  # A4
         roll[0, 45 - 21] = 0.9  # A2
-        folded = metrics.fold_pitch_classes(roll, pitches)
+        folded = labels.fold_pitch_classes(roll, pitches)
         self.assertEqual(folded.shape, (1, 12))
         expected = np.zeros(12)
         expected[0], expected[9] = 1, 0.9
@@ -114,9 +116,7 @@ class FrameMetricsTest(absltest.TestCase):
         for threshold in (0.3, 0.5, 0.8):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                expected = metrics.mir_eval_frame_metrics(
-                    probs, ref, pitches, 43.0, threshold=threshold
-                )
+                expected = mir_eval_frame_metrics(probs, ref, pitches, 43.0, threshold=threshold)
             got = metrics.frame_counts(probs, ref, threshold=threshold).as_dict()
             self.assertEqual(set(got), set(expected))
             for name in expected:
@@ -128,9 +128,7 @@ class FrameMetricsTest(absltest.TestCase):
         np.testing.assert_allclose(times, [0.0, 0.1])
         np.testing.assert_allclose(freqs[0], [440.0])
         np.testing.assert_allclose(freqs[1], [880.0])
-        out = metrics.mir_eval_frame_metrics(
-            [[0.9, 0.0], [0.9, 0.0]], [[1, 0], [0, 1]], [69, 81], 10.0
-        )
+        out = mir_eval_frame_metrics([[0.9, 0.0], [0.9, 0.0]], [[1, 0], [0, 1]], [69, 81], 10.0)
         ref = mir_eval.multipitch.evaluate(
             times, freqs, times, [np.array([440.0]), np.array([440.0])]
         )
@@ -200,7 +198,7 @@ class NoteMetricsTest(absltest.TestCase):
     def test_equal_mir_eval(self):
         """Note P/R/F1 disagree with mir_eval (onset-only or onset+offset)."""
         for with_offsets, offset_ratio in ((False, None), (True, 0.2)):
-            counts = metrics.note_counts(
+            counts = note_metrics.note_counts(
                 self.REF_INTERVALS,
                 self.REF_PITCHES,
                 self.EST_INTERVALS,
@@ -219,24 +217,50 @@ class NoteMetricsTest(absltest.TestCase):
             self.assertAlmostEqual(got["note/recall"], r)
             self.assertAlmostEqual(got["note/f1"], f)
         # By hand: onset-only matches 60, 64, 67 (62 is 70 ms late); with offsets 64 ends early.
-        onset = metrics.note_counts(
+        onset = note_metrics.note_counts(
             self.REF_INTERVALS, self.REF_PITCHES, self.EST_INTERVALS, self.EST_PITCHES
         )
         self.assertEqual((onset.n_ref, onset.n_est, onset.matched), (4, 5, 3))
 
     def test_pooled_is_sum_of_counts(self):
         """Pooling pieces averages F1 instead of summing matched counts, or empties crash."""
-        a = metrics.note_counts(
+        a = note_metrics.note_counts(
             self.REF_INTERVALS, self.REF_PITCHES, self.EST_INTERVALS, self.EST_PITCHES
         )
-        b = metrics.note_counts(np.zeros((0, 2)), [], self.EST_INTERVALS[:2], [60, 62])
+        b = note_metrics.note_counts(np.zeros((0, 2)), [], self.EST_INTERVALS[:2], [60, 62])
         self.assertEqual((b.n_ref, b.n_est, b.matched), (0, 2, 0))
         pooled = (a + b).as_dict()
         self.assertAlmostEqual(pooled["note/precision"], 3 / 7)
         self.assertAlmostEqual(pooled["note/recall"], 3 / 4)
-        mean = metrics.mean_over_pieces({1: a.as_dict(), 2: b.as_dict()})
+        mean = note_metrics.mean_over_pieces({1: a.as_dict(), 2: b.as_dict()})
         self.assertAlmostEqual(mean["note/precision"], (3 / 5 + 0) / 2)
 
 
 if __name__ == "__main__":
     absltest.main()
+
+
+def mir_eval_frame_metrics(
+    probs_TxP: np.ndarray,
+    ref_TxP: np.ndarray,
+    pitches_P: Sequence[int],
+    frames_per_second: float,
+    *,
+    threshold: float = 0.5,
+) -> dict[str, float]:
+    """mir_eval.multipitch.metrics of one piece at `threshold`, named as `FrameCounts`: the
+    reference `metrics.frame_counts` must equal (mir_eval is slow, per-frame Python). For pitch classes (P = 12) pass the decoder's pitches
+    (`60 + pc`, `decode.output_pitches`), so reference and estimate share one octave.
+    """
+    (threshold,) = metrics.validate_thresholds((threshold,))
+    ref_times, ref_freqs = metrics.roll_to_multipitch(ref_TxP, pitches_P, frames_per_second)
+    est_times, est_freqs = metrics.roll_to_multipitch(
+        np.asarray(probs_TxP) >= threshold, pitches_P, frames_per_second
+    )
+    scores = mir_eval.multipitch.metrics(ref_times, ref_freqs, est_times, est_freqs)
+    names = ("precision", "recall", "accuracy")
+    names += ("substitution_error", "miss_error", "false_alarm_error", "total_error")
+    out = {f"frame/{name}": float(v) for name, v in zip(names, scores[: len(names)], strict=True)}
+    p, r = out["frame/precision"], out["frame/recall"]
+    out["frame/f1"] = 2 * p * r / (p + r) if p + r else 0.0
+    return out

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from configs import transformer
-from jaxnotes import optim, parallel, steps
 from jaxnotes.data import Meta
+from jaxnotes.train import optim, parallel, steps
 
 # The tiny config's inputs (24 bins/octave x 8 octaves), so compiles match train_test's.
 META = Meta(

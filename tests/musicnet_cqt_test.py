@@ -11,6 +11,7 @@ import pytest
 
 from jaxnotes.data import audio, features, musicnet, musicnet_cqt, pipeline
 from jaxnotes.data import labels as labels_lib
+from jaxnotes.data import records as records_lib
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("musicnet")
     notes = fx.make_musicnet(root)
     config = fx.tiny_config(root, tmp_path_factory.mktemp("cache"))
-    paths = pipeline.ensure_dataset(config, ("train", "test"))
+    paths = records_lib.ensure_dataset(config, ("train", "test"))
     return config, root, notes, paths
 
 
@@ -36,7 +37,7 @@ def test_sine_lands_in_its_cqt_bin(tmp_path):
     a4 = labels_lib.Note(0.5, 2.5, 69, fx.VIOLIN)
     fx.write_recording(tmp_path / "mn", "train", "1", [a4], seconds=3.0)
     config = fx.tiny_config(tmp_path / "mn", tmp_path / "cache", validation_fraction=0.0)
-    path = pipeline.ensure_dataset(config, ("train",))["train"]
+    path = records_lib.ensure_dataset(config, ("train",))["train"]
     records = fx.read_records(path, "train")
     cqt = features.CqtConfig.from_config(config.cqt)
     num_frames = cqt.num_frames(int(3.0 * cqt.sr))
@@ -54,12 +55,12 @@ def test_records_match_labels_frame_by_frame(built):
     silence = features.normalise(np.zeros((1, 1), np.float32), cqt)[0, 0]
     fps = cqt.frames_per_second
     for split in ("train", "validation", "test"):
-        path = paths[pipeline.PART_OF_SPLIT[split]]
+        path = paths[records_lib.PART_OF_SPLIT[split]]
         records = fx.read_records(path, split)
         assert [(r["piece_id"], r["start_frame"]) for r in records] == sorted(
             (r["piece_id"], r["start_frame"]) for r in records
         ), "records must be stored in piece order"
-        for piece in pipeline.piece_info(config, split).values():
+        for piece in records_lib.piece_info(config, split).values():
             folder = "test" if split == "test" else "train"
             wav = fx.audio_path(root, folder, piece.name)
             cqt_TxF = features.compute_cqt(audio.load_audio(wav, cqt.sr), cqt)
@@ -92,9 +93,9 @@ def test_rates_and_label_formats_give_the_same_frames(tmp_path, variant):
     for name, kwargs in (("ref", {}), ("variant", variant)):
         fx.write_recording(tmp_path / name, "train", "7", notes, seconds=2.0, **kwargs)
         config = fx.tiny_config(tmp_path / name, tmp_path / "cache", validation_fraction=0.0)
-        path = pipeline.ensure_dataset(config, ("train",))["train"]
+        path = records_lib.ensure_dataset(config, ("train",))["train"]
         records = fx.read_records(path, "train")
-        num_frames = pipeline.piece_info(config, "train")[7].num_frames
+        num_frames = records_lib.piece_info(config, "train")[7].num_frames
         roll[name] = [fx.stitch(records, 7, k, num_frames) for k in ("frames", "onsets")]
     assert roll["ref"][0].sum() > 0
     for ref, var in zip(roll["ref"], roll["variant"], strict=True):
@@ -166,9 +167,9 @@ def test_bad_input_names_the_file_and_leaves_nothing(tmp_path, breakage):
     error, pattern = breakage(wav, csv)
     config = fx.tiny_config(tmp_path / "mn", tmp_path / "cache")
     with pytest.raises(error, match=pattern):
-        pipeline.ensure_dataset(config, ("train",))
+        records_lib.ensure_dataset(config, ("train",))
     assert not _finished_datasets(tmp_path / "cache") and not _leftovers(tmp_path / "cache")
-    with pytest.raises(error):  # and a reader never gets a dataset either
+    with pytest.raises(records_lib.DatasetNotPreparedError):  # nor does a reader
         pipeline.make_train_iter(config)
 
 
@@ -176,7 +177,7 @@ def test_missing_folder_is_a_layout_error(tmp_path):
     """A musicnet_dir that does not exist must be named, not rendered or silently empty."""
     config = fx.tiny_config(tmp_path / "nowhere", tmp_path / "cache")
     with pytest.raises(musicnet.LayoutError, match="config.data.musicnet_dir"):
-        pipeline.ensure_dataset(config, ("test",))
+        records_lib.ensure_dataset(config, ("test",))
 
 
 def test_tolerated_problems_are_counted_and_logged(tmp_path, caplog):
@@ -191,15 +192,15 @@ def test_tolerated_problems_are_counted_and_logged(tmp_path, caplog):
     fx.write_recording(tmp_path / "mn", "train", "2", notes[:1], 1.5, sr=11025)
     config = fx.tiny_config(tmp_path / "mn", tmp_path / "cache", validation_fraction=0.0)
     with caplog.at_level(logging.INFO):
-        path = pipeline.ensure_dataset(config, ("train",))["train"]
-    stats = pipeline._metadata(path)["stats"]
+        path = records_lib.ensure_dataset(config, ("train",))["train"]
+    stats = records_lib.read_metadata(path)["stats"]
     assert stats == dict(clipped_notes=1, dropped_notes=1, out_of_range_notes=2, low_rate_files=1)
     text = caplog.text
     assert "train_labels/1.csv: 1 notes end (or 1 start, dropped) after the 1.50 s audio" in text
     assert "train_labels/1.csv: 2 notes outside MIDI 21..108" in text
     assert "train_data/2.wav: sampled at 11025 Hz" in text
     records = fx.read_records(path, "train")
-    piece = pipeline.piece_info(config, "train")[1]
+    piece = records_lib.piece_info(config, "train")[1]
     frames = fx.stitch(records, 1, "frames", piece.num_frames)
     assert frames[:, 120].any() and frames[:, 15].any() and not frames[:, 62].any()
     assert max(n.end_s for n in piece.notes) == pytest.approx(1.5)
@@ -233,8 +234,8 @@ def test_config_name_encodes_what_changes_records(tmp_path):
         assert musicnet_cqt.builder_config(same, "train").name == base
     test_name = musicnet_cqt.builder_config(config, "test").name
     assert test_name.startswith("test_") and "val" not in test_name
-    a, b = (musicnet_cqt.source_data_dir(str(tmp_path), str(tmp_path / n)) for n in "ab")
-    assert a != b and a == musicnet_cqt.source_data_dir(str(tmp_path), str(tmp_path / "a") + "/")
+    a, b = (records_lib.source_data_dir(str(tmp_path), str(tmp_path / n)) for n in "ab")
+    assert a != b and a == records_lib.source_data_dir(str(tmp_path), str(tmp_path / "a") + "/")
 
 
 def test_interrupted_build_leaves_nothing_and_rerun_builds(tmp_path, monkeypatch):
@@ -251,15 +252,15 @@ def test_interrupted_build_leaves_nothing_and_rerun_builds(tmp_path, monkeypatch
 
     monkeypatch.setattr(features, "compute_cqt", dies_on_second_recording)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        pipeline.ensure_dataset(config, ("train",))
+        records_lib.ensure_dataset(config, ("train",))
     assert not _finished_datasets(tmp_path / "cache") and not _leftovers(tmp_path / "cache")
     monkeypatch.setattr(features, "compute_cqt", real_cqt)
     # A killed process (no exception handler ran) leaves TFDS's temporary folder behind.
     cfg = musicnet_cqt.builder_config(config, "train")
-    data_dir = musicnet_cqt.source_data_dir(config.data.cache_dir, config.data.musicnet_dir)
+    data_dir = records_lib.source_data_dir(config.data.cache_dir, config.data.musicnet_dir)
     killed = os.path.join(data_dir, musicnet_cqt.NAME, cfg.name, "incomplete.KILLED_1.0.0")
     os.makedirs(killed)
-    path = pipeline.ensure_dataset(config, ("train",))["train"]
+    path = records_lib.ensure_dataset(config, ("train",))["train"]
     assert not os.path.exists(killed)
     records = fx.read_records(path, "train")
     assert sorted({int(r["piece_id"]) for r in records}) == [1, 2, 3]
@@ -269,28 +270,31 @@ def test_interrupted_build_leaves_nothing_and_rerun_builds(tmp_path, monkeypatch
 def test_validation_is_held_out_of_train_never_test(built, tmp_path):
     """Validation recordings must come from train_data and appear in no other split."""
     config, root, notes, _ = built
-    ids = {s: set(pipeline.piece_info(config, s)) for s in pipeline.SPLITS}
+    ids = {s: set(records_lib.piece_info(config, s)) for s in records_lib.SPLITS}
     assert ids["validation"] and not ids["validation"] & ids["train"]
     assert not (ids["train"] | ids["validation"]) & ids["test"]
     assert ids["train"] | ids["validation"] == {2000, 2001, 2002, 2003}
     chosen = fx.tiny_config(root, config.data.cache_dir, validation_ids=("2000",))
-    assert set(pipeline.piece_info(chosen, "validation")) == {2000}
+    records_lib.ensure_dataset(chosen, ("train",))  # another split: another dataset
+    assert set(records_lib.piece_info(chosen, "validation")) == {2000}
     with pytest.raises(ValueError, match="config.data.validation_ids"):
-        pipeline.ensure_dataset(fx.tiny_config(root, tmp_path, validation_ids=("2100",)), "train")
+        records_lib.ensure_dataset(
+            fx.tiny_config(root, tmp_path, validation_ids=("2100",)), "train"
+        )
 
 
 def test_changed_source_file_rebuilds(tmp_path):
     """Editing a label file after the build must rebuild, never reuse the stale records."""
     fx.write_recording(tmp_path / "mn", "train", "1", [labels_lib.Note(0.1, 0.5, 60)], 1.0)
     config = fx.tiny_config(tmp_path / "mn", tmp_path / "cache", validation_fraction=0.0)
-    path = pipeline.ensure_dataset(config, ("train",))["train"]
+    path = records_lib.ensure_dataset(config, ("train",))["train"]
     assert fx.read_records(path, "train")[0]["frames"][:, 60].any()
     csv = fx.labels_path(tmp_path / "mn", "train", "1")
     labels_lib.write_label_csv(csv, [labels_lib.Note(0.1, 0.5, 64)], 44100)
     os.utime(csv, ns=(1, 1))  # an mtime surely different from the first file's
-    assert pipeline.ensure_dataset(config, ("train",))["train"] == path
+    assert records_lib.ensure_dataset(config, ("train",))["train"] == path
     frames = fx.read_records(path, "train")[0]["frames"]
     assert frames[:, 64].any() and not frames[:, 60].any()
     # Without its source (a cache copied elsewhere) the finished dataset is still readable.
     os.rename(tmp_path / "mn", tmp_path / "moved")
-    assert pipeline.piece_info(config, "train")[1].notes[0].pitch == 64
+    assert records_lib.piece_info(config, "train")[1].notes[0].pitch == 64

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from configs import transformer
-from jaxnotes import optim
+from jaxnotes.train import optim
 
 STEPS_PER_EPOCH = 10
 

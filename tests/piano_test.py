@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jaxnotes.data import piano, rendering
+from jaxnotes.data.corpus import piano, rendering
 
 SR = 44100
 FILE_SR = 48000  # the real samples' rate: the sampler resamples them

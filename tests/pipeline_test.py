@@ -4,7 +4,7 @@ import musicnet_fixtures as fx
 import numpy as np
 import pytest
 
-from jaxnotes.data import BATCH_KEYS, features, pipeline
+from jaxnotes.data import BATCH_KEYS, features, pipeline, records, spec
 from jaxnotes.data import labels as labels_lib
 
 CHUNK = 32  # small chunks: 5 per 3 s piece, so shards and shuffles have something to do
@@ -16,7 +16,7 @@ def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("musicnet")
     fx.make_musicnet(root, notes_per_piece=10)
     config = _config(root, tmp_path_factory.mktemp("cache"))
-    pipeline.ensure_dataset(config, ("train", "test"))
+    records.ensure_dataset(config, ("train", "test"))
     return config
 
 
@@ -46,7 +46,7 @@ def _piece_rolls(config, split):
     """Whole-piece 128-pitch (frames, onsets) rolls from the label CSVs, by piece_id."""
     cqt = features.CqtConfig.from_config(config.cqt)
     rolls = {}
-    for pid, piece in pipeline.piece_info(config, split).items():
+    for pid, piece in records.piece_info(config, split).items():
         folder = "test" if split == "test" else "train"
         notes = labels_lib.read_label_csv(
             fx.labels_path(config.data.musicnet_dir, folder, piece.name), 44100
@@ -57,8 +57,8 @@ def _piece_rolls(config, split):
 
 def test_batches_follow_the_contract(dataset):
     """Keys, shapes and dtypes must be exactly the data contract's, sized by load_meta."""
-    meta = pipeline.load_meta(dataset)
-    window = pipeline.window_frames(dataset)
+    meta = spec.load_meta(dataset)
+    window = spec.window_frames(dataset)
     assert window == round(0.5 * meta.frames_per_second) == 22
     batch = next(pipeline.make_train_iter(dataset))
     assert set(batch) == set(BATCH_KEYS)
@@ -85,7 +85,7 @@ def test_windows_hold_the_right_frames_and_mask(dataset, windows_per_chunk):
     no_augment = {"augment.pitch_shift_semitones": 0, "augment.gain_db": 0.0}
     config = _like(dataset, **{"data.windows_per_chunk": windows_per_chunk, **no_augment})
     rolls = _piece_rolls(config, "train")
-    num_frames = {p: i.num_frames for p, i in pipeline.piece_info(config, "train").items()}
+    num_frames = {p: i.num_frames for p, i in records.piece_info(config, "train").items()}
     d = config.data
     seen_short = False
     for batch in _take(pipeline.make_train_iter(config), 15):
@@ -156,7 +156,7 @@ def test_process_shards_are_disjoint(dataset):
         }
     all_chunks = {
         (pid, c)
-        for pid, info in pipeline.piece_info(dataset, "train").items()
+        for pid, info in records.piece_info(dataset, "train").items()
         for c in range(-(-info.num_frames // CHUNK))
     }
     assert not chunks[0] & chunks[1]
@@ -167,7 +167,7 @@ def test_process_shards_are_disjoint(dataset):
 def test_eval_counts_every_frame_once(dataset, process_count):
     """Eval batches must cover each real frame exactly once (mask) with correct labels."""
     rolls = _piece_rolls(dataset, "train")
-    info = pipeline.piece_info(dataset, "train")
+    info = records.piece_info(dataset, "train")
     counts = {pid: np.zeros(i.num_frames, int) for pid, i in info.items()}
     num_batches = set()
     for index in range(process_count):
@@ -198,7 +198,7 @@ def test_eval_counts_every_frame_once(dataset, process_count):
 def test_only_note_names_folds_to_12_classes(dataset):
     """With only_note_names the outputs must be 12 pitch classes, C = 0, over all octaves."""
     config = _like(dataset, **{"data.only_note_names": True})
-    assert pipeline.load_meta(config).n_pitches == 12
+    assert spec.load_meta(config).n_pitches == 12
     rolls = _piece_rolls(config, "validation")
     batch = next(pipeline.make_eval_iter(config, "validation"))
     assert batch["frames"].shape[-1] == 12
@@ -300,16 +300,16 @@ def test_bad_config_values_name_the_field(tmp_path, overrides, field):
 
 def test_steps_per_epoch_and_meta(dataset, tmp_path):
     """An epoch is the split's frames over window x batch; load_meta needs no dataset."""
-    total = sum(i.num_frames for i in pipeline.piece_info(dataset, "train").values())
-    expected = total // (pipeline.window_frames(dataset) * dataset.data.batch_size)
+    total = sum(i.num_frames for i in records.piece_info(dataset, "train").values())
+    expected = total // (spec.window_frames(dataset) * dataset.data.batch_size)
     assert pipeline.steps_per_epoch(dataset) == max(1, expected)
-    meta = pipeline.load_meta(_config(tmp_path / "nowhere", tmp_path / "none"))
+    meta = spec.load_meta(_config(tmp_path / "nowhere", tmp_path / "none"))
     assert (meta.n_bins, meta.n_pitches, meta.min_pitch, meta.bins_per_semitone) == (192, 88, 21, 2)
 
 
 def test_piece_info_holds_the_labelled_notes(dataset):
     """Piece info must carry each recording's notes (seconds, pitch, program) for note metrics."""
-    for piece in pipeline.piece_info(dataset, "test").values():
+    for piece in records.piece_info(dataset, "test").values():
         csv = fx.labels_path(dataset.data.musicnet_dir, "test", piece.name)
         assert piece.notes == sorted(labels_lib.read_label_csv(csv, 44100))
         assert piece.seconds == pytest.approx(3.0) and piece.composer == "Synth"

@@ -15,9 +15,12 @@ import soundfile as sf
 from flax import nnx
 
 from configs import transformer
-from jaxnotes import inference, models, pretrained, transcribe
+from jaxnotes import models, pretrained
 from jaxnotes.api import Transcriber
-from jaxnotes.data import pipeline, rendering
+from jaxnotes.data import spec
+from jaxnotes.data.corpus import rendering
+from jaxnotes.inference import runner
+from jaxnotes.transcribe import cli
 
 SR = 44100
 # (pitch, start_s, end_s): a C major scale, then chords over two octaves, then a low bass.
@@ -90,7 +93,7 @@ def test_samples_and_path_give_the_same_notes(shipped, clip):
 def test_command_line_uses_the_shipped_model_without_workdir(clip, tmp_path, capsys):
     wav, _, reference = clip
     out = tmp_path / "clip.mid"
-    assert transcribe.main([wav, "-o", str(out)]) == 0
+    assert cli.main([wav, "-o", str(out)]) == 0
     assert "shipped pretrained model" in capsys.readouterr().err
     notes = pretty_midi.PrettyMIDI(str(out)).instruments[0].notes
     ref_pitches = {p for p, _, _ in reference}
@@ -100,15 +103,15 @@ def test_command_line_uses_the_shipped_model_without_workdir(clip, tmp_path, cap
 def test_weights_round_trip_through_npz(tmp_path):
     """save_weights then build_model give a model with the same outputs, bit for bit."""
     config = transformer.get_config("tiny")
-    meta = pipeline.load_meta(config)
+    meta = spec.load_meta(config)
     model = models.get_model("transformer", meta=meta, rngs=nnx.Rngs(3), **config.model)
     model.eval()
     path = str(tmp_path / "w.npz")
     pretrained.save_weights(model, path)
     loaded = pretrained.build_model(config, meta, path)
     cqt_TxF = np.random.default_rng(0).normal(size=(100, meta.n_bins)).astype(np.float32)
-    got = inference.predict_offline(loaded, cqt_TxF)
-    want = inference.predict_offline(model, cqt_TxF)
+    got = runner.predict_offline(loaded, cqt_TxF)
+    want = runner.predict_offline(model, cqt_TxF)
     np.testing.assert_array_equal(got[0], want[0])  # the same weights, the same code path
     other = transformer.get_config("tiny")
     other.model.embed_dim = 32

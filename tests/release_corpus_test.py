@@ -15,8 +15,9 @@ import pytest
 import soundfile as sf
 
 from configs import release
-from jaxnotes.data import acoustics, corpus, piano, rendering, textures
 from jaxnotes.data import labels as labels_lib
+from jaxnotes.data.corpus import acoustics, piano, rendering, scores, textures
+from jaxnotes.data.corpus import build as corpus
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_a_texture_renders_on_the_piano_in_a_room(plan, sampler, tmp_path):
     texture = textures.generate_texture(piece.texture_seed, 4.0)
     assert len(notes) == len(texture.notes)
     first = min(n.start_s for n in notes)
-    assert first == pytest.approx(rendering.LEAD_S + texture.notes[0][1], abs=2e-3)
+    assert first == pytest.approx(scores.LEAD_S + texture.notes[0][1], abs=2e-3)
     # The acoustic chain sets the level: the drawn peak, within 16-bit rounding.
     room = acoustics.draw_acoustics(piece.acoustics_seed)
     assert 20 * math.log10(np.abs(audio_S).max()) == pytest.approx(room.peak_dbfs, abs=0.1)
@@ -96,6 +97,6 @@ def test_a_score_renders_on_the_piano(plan, sampler, tmp_path):
     assert notes and all(n.program == 1 for n in notes)  # every part on the piano
     assert row["ensemble"] == "Solo Piano"
     # Sound starts where the first note does (dry: no room to smear it).
-    lead = int(rendering.LEAD_S * rendering.SAMPLE_RATE)
+    lead = int(scores.LEAD_S * rendering.SAMPLE_RATE)
     assert np.abs(audio_S[: lead - 100]).max() == 0.0
     assert np.abs(audio_S[lead : lead + 2000]).max() > 0.01

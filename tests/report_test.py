@@ -10,8 +10,9 @@ import numpy as np
 import pretty_midi
 from absl.testing import absltest
 
-from jaxnotes import metrics, midi, report
+from jaxnotes.data import midi
 from jaxnotes.data.labels import Note
+from jaxnotes.evaluate import metrics, report
 
 NOTES = [
     Note(0.0, 0.5, 60, 1, 90),

@@ -12,7 +12,9 @@ import shutil
 import musicnet_fixtures as fx
 import pytest
 
-from jaxnotes import evaluate, train
+from jaxnotes.data import records
+from jaxnotes.evaluate import scoring
+from jaxnotes.train import loop
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
@@ -25,8 +27,9 @@ def trained(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     config = fx.tiny_config(root, cache)
     workdir = str(tmp_path_factory.mktemp("run"))
-    train.train_and_evaluate(config, workdir, validate=False)
-    evaluate.run_test(config, workdir)  # tunes and writes thresholds.json
+    records.ensure_dataset(config, ("train", "test"))  # the process actions
+    loop.train_and_evaluate(config, workdir, validate=False)
+    scoring.run_test(config, workdir)  # tunes and writes thresholds.json
     return config, workdir, str(root)
 
 
@@ -45,7 +48,10 @@ def test_a_test_only_folder_is_scored_with_the_models_thresholds(trained, tmp_pa
     before = os.stat(thresholds_file).st_mtime_ns
     config = config.copy_and_resolve_references()
     config.data.musicnet_dir = _test_only_folder(tmp_path, source)
-    result = evaluate.run_test(config, workdir)
+    with pytest.raises(records.DatasetNotPreparedError, match="--action=process-test"):
+        scoring.run_test(config, workdir)  # the test action never builds
+    records.ensure_dataset(config, ("test",))
+    result = scoring.run_test(config, workdir)
     assert result["pooled"]["pieces"] == 2
     with open(os.path.join(workdir, "report-my_recordings", "results.json")) as f:
         written = json.load(f)
@@ -64,9 +70,22 @@ def test_without_thresholds_the_error_says_what_to_do(trained, tmp_path):
     os.remove(bare / "thresholds.json")
     config = config.copy_and_resolve_references()
     config.data.musicnet_dir = _test_only_folder(tmp_path, source)
-    with pytest.raises(ValueError, match="thresholds.json is missing.*config.eval.frame_threshold"):
-        evaluate.run_test(config, str(bare))
+    records.ensure_dataset(config, ("test",))
+    with pytest.raises(
+        ValueError, match="thresholds.json.*gives no frame_threshold.*--config.eval"
+    ):
+        scoring.run_test(config, str(bare))
     config.eval.frame_threshold, config.eval.onset_threshold = 0.4, 0.3
-    result = evaluate.run_test(config, str(bare))
+    result = scoring.run_test(config, str(bare))
     assert result["settings"]["source"] == "config.eval"
     assert not os.path.exists(bare / "thresholds.json")
+
+
+def test_data_with_another_hop_or_rate_is_a_clear_error(trained):
+    """The test action compares every feature and label setting with the model's."""
+    config, workdir, _ = trained
+    for field, value in (("hop_length", 256), ("sr", 16000)):
+        other = config.copy_and_resolve_references()
+        other.cqt[field] = value
+        with pytest.raises(ValueError, match=rf"{workdir} was trained with cqt\.{field} .*given"):
+            scoring.run_test(other, workdir)

@@ -6,8 +6,9 @@ import pytest
 from flax import nnx
 
 from configs import cnn_mlp, transformer
-from jaxnotes import decode, inference, models, streaming
+from jaxnotes import models
 from jaxnotes.data import Meta, features
+from jaxnotes.inference import decode, runner, streaming
 
 SR = 22050
 TINY_CQT = features.CqtConfig(bins_per_octave=24)
@@ -101,7 +102,10 @@ def test_lookahead_of_default_config():
     stream = streaming.StreamingCqt(features.CqtConfig())
     assert stream.lookahead_s == pytest.approx(0.743 + streaming.RESAMPLE_MARGIN_S, abs=1e-3)
     # At least half the longest filter: a frame never comes out before its support arrived.
-    assert stream.lookahead_samples >= features.CqtConfig().longest_filter_samples() / 2
+    cqt = features.CqtConfig()
+    q = cqt.filter_scale / (2.0 ** (1.0 / cqt.bins_per_octave) - 1.0)
+    longest_filter = q * cqt.sr / cqt.fmin_hz  # the lowest bin's filter, in samples
+    assert stream.lookahead_samples >= longest_filter / 2
 
 
 @pytest.mark.parametrize("in_rate", [8000, 44100, 96000])
@@ -144,7 +148,7 @@ def tiny():
 
     def one_pass(num_frames):
         if num_frames not in passes:
-            frame_BxTxP, onset_BxTxP = inference.predictor(model)(cqt_TxF[None, :num_frames])
+            frame_BxTxP, onset_BxTxP = runner.predictor(model)(cqt_TxF[None, :num_frames])
             passes[num_frames] = frame_BxTxP[0], onset_BxTxP[0]
         return passes[num_frames]
 
@@ -162,8 +166,8 @@ def test_predict_offline_equals_one_pass(tiny, name, float_tol):
     expected = one_pass(len(cqt_TxF))
     if name == "cnn_mlp":
         model, _ = tiny_model(name, time_kernel_frames=3)
-        expected = [p[0] for p in inference.predictor(model)(cqt_TxF[None])]
-    frame_TxP, onset_TxP = inference.predict_offline(model, cqt_TxF, step_frames=16, batch_size=3)
+        expected = [p[0] for p in runner.predictor(model)(cqt_TxF[None])]
+    frame_TxP, onset_TxP = runner.predict_offline(model, cqt_TxF, step_frames=16, batch_size=3)
     np.testing.assert_allclose(frame_TxP, expected[0], **float_tol)
     np.testing.assert_allclose(onset_TxP, expected[1], **float_tol)
 
@@ -175,8 +179,11 @@ def test_streaming_transcriber_equals_one_pass(tiny, num_frames, block, float_to
     model, meta, cqt_TxF, one_pass = tiny
     cqt_TxF = cqt_TxF[:num_frames]
     runner = streaming.StreamingTranscriber(
-        model, meta, decode.NoteDecoder.from_meta(meta), step_frames=8, keep_probs=True
+        model, meta, decode.NoteDecoder.from_meta(meta), step_frames=8
     )
+    kept = []  # what the decoder is given: every output's probabilities, once, in order
+    decoder_push = runner.decoder.push
+    runner.decoder.push = lambda f, o: (kept.append((f, o)), decoder_push(f, o))[1]
     sizes = []
     for i in range(0, num_frames, block):
         runner.push(cqt_TxF[i : i + block])
@@ -185,7 +192,7 @@ def test_streaming_transcriber_equals_one_pass(tiny, num_frames, block, float_to
         assert runner.outputs_done == max(0, min(i + block, num_frames) - runner.future)
     runner.flush()
     assert max(sizes) <= runner.window + block
-    frame_TxP, onset_TxP = runner.probs()
+    frame_TxP, onset_TxP = (np.concatenate(p) for p in zip(*kept, strict=True))
     np.testing.assert_allclose(frame_TxP, one_pass(num_frames)[0], **float_tol)
     np.testing.assert_allclose(onset_TxP, one_pass(num_frames)[1], **float_tol)
 

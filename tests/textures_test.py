@@ -1,11 +1,11 @@
-"""Tests of generated piano textures (jaxnotes/data/textures.py)."""
+"""Tests of generated piano textures (jaxnotes/data/corpus/textures.py and its segments)."""
 
 import collections
 
 import numpy as np
 import pytest
 
-from jaxnotes.data import textures
+from jaxnotes.data.corpus import texture_kinds, texture_segment, textures
 
 SEEDS = range(30)
 SECONDS = 20.0
@@ -53,7 +53,7 @@ def test_notes_are_well_formed(drawn):
             assert 21 <= pitch <= 108
             assert 1 <= velocity <= 127
             assert 0.0 <= start < end <= SECONDS
-            assert end - start >= textures.MIN_NOTE_S - 1e-9
+            assert end - start >= texture_segment.MIN_NOTE_S - 1e-9
         assert [n[1] for n in notes] == sorted(n[1] for n in notes)
         assert _overlapping_same_pitch(notes) == []
 
@@ -100,7 +100,7 @@ def test_density_tempo_and_dynamics_vary(drawn):
     velocities = [n[3] for t in drawn for n in t.notes]
     assert min(velocities) <= 30 and max(velocities) >= 115
     kinds = {kind for t in drawn for kind in t.kind.split("+")}
-    assert kinds == set(textures.KINDS)
+    assert kinds == set(texture_kinds.KINDS)
 
 
 def test_short_texture_ends_in_time():

@@ -19,8 +19,9 @@ import pytest
 from flax import nnx
 
 from configs import transformer
-from jaxnotes import checkpoint, optim, parallel, steps, train
-from jaxnotes.data import pipeline
+from jaxnotes import files
+from jaxnotes.data import pipeline, records, spec
+from jaxnotes.train import checkpoint, loop, optim, parallel, steps
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
@@ -39,7 +40,7 @@ def config(tmp_path_factory):
     config.checkpoint_every_steps = 100  # only epoch ends and the end save
     config.keep_checkpoints = 5
     config.lock()
-    pipeline.ensure_dataset(config, ("train", "validation"))
+    records.ensure_dataset(config, ("train", "validation"))
     assert pipeline.steps_per_epoch(config) == 2, "the tests below assume 2 steps per epoch"
     return config
 
@@ -48,10 +49,10 @@ def config(tmp_path_factory):
 def reference(config, tmp_path_factory):
     """An uninterrupted train-val run of 6 steps: (workdir, result)."""
     workdir = str(tmp_path_factory.mktemp("reference"))
-    return workdir, train.train_and_evaluate(config, workdir, validate=True)
+    return workdir, loop.train_and_evaluate(config, workdir, validate=True)
 
 
-def _stored_state(workdir: str, sub: str = checkpoint.CHECKPOINTS):
+def _stored_state(workdir: str, sub: str = files.CHECKPOINTS):
     """(step, {path: numpy array}) of a workdir's latest checkpoint, read raw."""
     mngr = ocp.CheckpointManager(os.path.join(workdir, sub))
     step = mngr.latest_step()
@@ -68,7 +69,7 @@ def _stored_state(workdir: str, sub: str = checkpoint.CHECKPOINTS):
 
 def _next_batch(config, workdir: str):
     """The batch a resumed run would read next from the workdir's latest checkpoint."""
-    mngr = ocp.CheckpointManager(os.path.join(workdir, checkpoint.CHECKPOINTS))
+    mngr = ocp.CheckpointManager(os.path.join(workdir, files.CHECKPOINTS))
     it = pipeline.make_train_iter(config)
     data = grain.checkpoint.CheckpointRestore(it)
     mngr.restore(mngr.latest_step(), args=ocp.args.Composite(data=data))
@@ -133,7 +134,7 @@ def test_train_step_lowers_the_loss_and_traces_once(config, monkeypatch):
         return real_train_step(*args, **kwargs)
 
     monkeypatch.setattr(steps, "train_step", counting_train_step)
-    meta = pipeline.load_meta(config)
+    meta = spec.load_meta(config)
     tx, _ = optim.make_optimizer(config, 2)
     mesh = parallel.make_mesh()
     graphdef, _, init_fn = steps.create_train_state(config, meta, tx, mesh)
@@ -164,7 +165,7 @@ def test_train_val_run_writes_the_workdir(config, reference):
         assert key in keys, key
     assert sorted(_logged(workdir, "val/loss")) == [2, 4, 6], "validate once per epoch"
     assert _stored_state(workdir)[0] == 6
-    assert _stored_state(workdir, checkpoint.DEV_CHECKPOINTS)[0] == result["best_step"]
+    assert _stored_state(workdir, files.DEV_CHECKPOINTS)[0] == result["best_step"]
 
 
 def test_resume_after_crash_and_sigterm_is_bit_identical(config, reference, tmp_path, capsys):
@@ -184,20 +185,20 @@ def test_resume_after_crash_and_sigterm_is_bit_identical(config, reference, tmp_
             raise Crash
 
     with pytest.raises(Crash):
-        train.train_and_evaluate(config, workdir, validate=True, hooks=[crash_at_3])
+        loop.train_and_evaluate(config, workdir, validate=True, hooks=[crash_at_3])
     assert _stored_state(workdir)[0] == 2
 
     def sigterm_at_5(step):
         if step == 5:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    result = train.train_and_evaluate(config, workdir, validate=True, hooks=[sigterm_at_5])
+    result = loop.train_and_evaluate(config, workdir, validate=True, hooks=[sigterm_at_5])
     assert result["stopped"] == "SIGTERM" and result["step"] == 5
     assert _stored_state(workdir)[0] == 5
     assert "rerun the same command to resume" in capsys.readouterr().out
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "handler left installed"
 
-    result = train.train_and_evaluate(config, workdir, validate=True)
+    result = loop.train_and_evaluate(config, workdir, validate=True)
     assert result["step"] == 6
     step, resumed = _stored_state(workdir)
     ref_step, uninterrupted = _stored_state(reference[0])
@@ -210,7 +211,7 @@ def test_resume_after_crash_and_sigterm_is_bit_identical(config, reference, tmp_
     for key in ("train/loss", "val/loss"):
         assert _logged(workdir, key) == _logged(reference[0], key), key
     # Nothing left to do: a rerun returns at once.
-    assert train.train_and_evaluate(config, workdir, validate=True)["step"] == 6
+    assert loop.train_and_evaluate(config, workdir, validate=True)["step"] == 6
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
@@ -228,10 +229,10 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
     monkeypatch.setattr(steps, "to_device", nan_at_step_3)
     workdir = str(tmp_path / "nan")
     with pytest.raises(
-        train.TrainingDivergedError, match=r"step 3\b.*last good checkpoint is step 2"
+        loop.TrainingDivergedError, match=r"step 3\b.*last good checkpoint is step 2"
     ):
-        train.train_and_evaluate(config, workdir, validate=False)
-    assert sorted(os.listdir(os.path.join(workdir, checkpoint.CHECKPOINTS))) == ["2"]
+        loop.train_and_evaluate(config, workdir, validate=False)
+    assert sorted(os.listdir(os.path.join(workdir, files.CHECKPOINTS))) == ["2"]
 
 
 def test_early_stopping_stops_and_stays_stopped(config, tmp_path, monkeypatch):
@@ -242,10 +243,10 @@ def test_early_stopping_stops_and_stays_stopped(config, tmp_path, monkeypatch):
     stopping = config.copy_and_resolve_references()
     stopping.early_stopping_patience = 0
     workdir = str(tmp_path / "early")
-    result = train.train_and_evaluate(stopping, workdir, validate=True)
+    result = loop.train_and_evaluate(stopping, workdir, validate=True)
     assert (result["stopped"], result["step"], result["best_step"]) == ("early_stopping", 4, 2)
-    assert _stored_state(workdir, checkpoint.DEV_CHECKPOINTS)[0] == 2
-    again = train.train_and_evaluate(stopping, workdir, validate=True)
+    assert _stored_state(workdir, files.DEV_CHECKPOINTS)[0] == 2
+    again = loop.train_and_evaluate(stopping, workdir, validate=True)
     assert (again["stopped"], again["step"]) == ("early_stopping", 4)
 
 
@@ -253,7 +254,7 @@ def test_load_model_round_trip(config, reference):
     """Inference must get the trained weights back from the workdir alone, in eval mode."""
     workdir, result = reference
     model, meta, loaded_config, step = checkpoint.load_model(workdir)
-    assert step == 6 and meta == pipeline.load_meta(config)
+    assert step == 6 and meta == spec.load_meta(config)
     assert loaded_config.model.to_dict() == config.model.to_dict()
     _, stored = _stored_state(workdir)
     params = nnx.state(model, nnx.Param).to_pure_dict()
@@ -275,7 +276,7 @@ def test_mismatched_checkpoint_and_missing_models_raise_clearly(config, referenc
     changed = config.copy_and_resolve_references()
     changed.model.embed_dim = 24
     with pytest.raises(checkpoint.CheckpointMismatchError, match=r"model\.embed_dim: 16 -> 24"):
-        train.train_and_evaluate(changed, workdir, validate=False)
+        loop.train_and_evaluate(changed, workdir, validate=False)
     with open(os.path.join(workdir, "config.json")) as f:
         saved = json.load(f)
     saved["model"]["embed_dim"] = 24
@@ -286,7 +287,7 @@ def test_mismatched_checkpoint_and_missing_models_raise_clearly(config, referenc
 
     bare = tmp_path / "bare"
     bare.mkdir()
-    with pytest.raises(checkpoint.CheckpointNotFoundError, match="config.json"):
+    with pytest.raises(files.NotAWorkdirError, match="config.json"):
         checkpoint.load_model(str(bare))
     for name in ("config.json", "meta.json"):
         shutil.copy(os.path.join(reference[0], name), bare / name)

@@ -23,8 +23,10 @@ import pretty_midi
 import pytest
 import soundfile as sf
 
-from jaxnotes import train, transcribe
-from jaxnotes.data import labels
+from jaxnotes.data import labels, records
+from jaxnotes.train import loop
+from jaxnotes.transcribe import cli as transcribe_cli
+from jaxnotes.transcribe import session
 
 PITCHES = (60, 64, 67, 71)
 CHORD = [labels.Note(0.5, 1.5, p) for p in (60, 64, 67)] + [labels.Note(2.0, 2.6, 71)]
@@ -64,7 +66,8 @@ def workdir(tmp_path_factory):
     config.optim.lr = 1e-2
     config.model.update(dropout=0.0, embed_dim=32, mlp_dim=64, c=2)  # still ~20k parameters
     path = str(tmp_path_factory.mktemp("run"))
-    train.train_and_evaluate(config, path, validate=False)
+    records.ensure_dataset(config, ("train",))  # as the process-train action
+    loop.train_and_evaluate(config, path, validate=False)
     # As the test action writes after tuning on validation.
     with open(os.path.join(path, "thresholds.json"), "w") as f:
         json.dump({"frame_threshold": 0.5, "onset_threshold": 0.3, "source": "tests"}, f)
@@ -93,7 +96,7 @@ def songs(tmp_path_factory):
 
 def cli(capsys, *argv):
     """Runs the command line in-process: (exit status, stdout, stderr)."""
-    status = transcribe.main([str(a) for a in argv])
+    status = transcribe_cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return status, out, err
 
@@ -149,11 +152,11 @@ def test_offline_and_streaming_agree(workdir, songs, tmp_path, capsys):
     assert len(printed) == 2 * len(offline) and {p[2] for p in printed} == {"on", "off"}
     times = [float(p[0]) for p in printed]
     assert times == sorted(times)  # events come out in song order
-    transcribe.MAX_WHOLE_FILE_S, saved = 1.0, transcribe.MAX_WHOLE_FILE_S
+    session.MAX_WHOLE_FILE_S, saved = 1.0, session.MAX_WHOLE_FILE_S
     try:
         status, _, err = cli(capsys, songs["piece"], "--workdir", workdir, "-o", tmp_path / "c.mid")
     finally:
-        transcribe.MAX_WHOLE_FILE_S = saved
+        session.MAX_WHOLE_FILE_S = saved
     assert status == 0, err
     assert_same_notes(read_csv(tmp_path / "c.csv"), offline, tolerance_s=0.024)
 
@@ -240,10 +243,10 @@ def test_bad_inputs_give_one_clear_line(workdir, songs, tmp_path, capsys, case, 
 def test_usage_errors(capsys):
     """Missing arguments are usage errors (status 2) with a hint."""
     with pytest.raises(SystemExit) as e:
-        transcribe.main(["--workdir", "w"])
+        transcribe_cli.main(["--workdir", "w"])
     assert e.value.code == 2 and "SONG" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
-        transcribe.main(["-", "--workdir", "w"])
+        transcribe_cli.main(["-", "--workdir", "w"])
     assert e.value.code == 2 and "--stdin-rate" in capsys.readouterr().err
 
 

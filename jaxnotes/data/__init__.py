@@ -32,7 +32,3 @@ class Meta:
     frames_per_second: float
     only_note_names: bool = False
     bins_per_semitone: int = 4
-
-    def pitch_of_output(self, index: int) -> int:
-        """MIDI pitch (or pitch class, C = 0) of output `index`."""
-        return index if self.only_note_names else self.min_pitch + index

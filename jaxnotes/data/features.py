@@ -78,7 +78,9 @@ class CqtConfig:
 
     @classmethod
     def from_config(cls, cfg: Any) -> "CqtConfig":
-        """Builds from a `config.cqt` ConfigDict (or any mapping)."""
+        """Builds from a `config.cqt` ConfigDict (or any mapping); a CqtConfig passes through."""
+        if isinstance(cfg, cls):
+            return cfg
         values = dict(cfg.items()) if hasattr(cfg, "items") else dict(cfg)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
@@ -122,11 +124,6 @@ class CqtConfig:
             f"sr{self.sr}_hop{self.hop_length}_m{fmin}_bpo{self.bins_per_octave}"
             f"_oct{self.n_octaves}_fs{fs}_{self.normalisation}"
         )
-
-    def longest_filter_samples(self) -> int:
-        """Length of the lowest bin's filter: the CQT's look-ahead/behind is half of it."""
-        q = self.filter_scale / (2.0 ** (1.0 / self.bins_per_octave) - 1.0)
-        return int(math.ceil(q * self.sr / self.fmin_hz))
 
 
 def midi_to_hz(midi_pitch: float) -> float:

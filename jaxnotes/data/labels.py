@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 
+from jaxnotes import files
 from jaxnotes.data import NUM_MIDI_PITCHES
 
 CSV_COLUMNS = (
@@ -125,9 +126,8 @@ def _parse_row(path, line, row, col, sample_rate) -> Note:
 
 
 def write_label_csv(path: str, notes: list[Note], sample_rate: int) -> None:
-    """Writes notes as a MusicNet label CSV (atomically: temp file, then rename)."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    """Writes notes as a MusicNet label CSV (atomically, `files.atomic_path`)."""
+    with files.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)
         for n in sorted(notes):
@@ -144,7 +144,6 @@ def write_label_csv(path: str, notes: list[Note], sample_rate: int) -> None:
                     n.note_value,
                 ]
             )
-    os.replace(tmp, path)
 
 
 def read_midi_labels(path: str) -> list[Note]:
@@ -228,13 +227,24 @@ def fold_pitches(
     pitches, so pitch classes are counted even outside [min_pitch, max_pitch].
     """
     if only_note_names:
-        padded = np.zeros(roll_Tx128.shape[:-1] + (132,), roll_Tx128.dtype)
-        padded[..., :NUM_MIDI_PITCHES] = roll_Tx128
-        return padded.reshape(roll_Tx128.shape[:-1] + (11, 12)).max(axis=-2)
+        return fold_pitch_classes(roll_Tx128, np.arange(NUM_MIDI_PITCHES))
     return roll_Tx128[..., min_pitch : max_pitch + 1]
 
 
-def notes_in_range(notes: list[Note], min_pitch: int, max_pitch: int) -> tuple[list[Note], int]:
-    """Keeps notes inside the pitch range; returns them and how many were dropped."""
-    kept = [n for n in notes if min_pitch <= n.pitch <= max_pitch]
-    return kept, len(notes) - len(kept)
+def fold_pitch_classes(roll_TxP: np.ndarray, pitches_P) -> np.ndarray:
+    """ORs (max) every octave of a pitch class together: T x P -> T x 12, C = 0.
+
+    `pitches_P` are the MIDI pitches of the columns. Works on probabilities too: max over
+    octaves then `>= t` equals OR of `>= t`, so folding probabilities before thresholding
+    gives the folded binary prediction.
+    """
+    roll_TxP = np.asarray(roll_TxP)
+    classes_P = np.asarray(pitches_P, dtype=np.int64) % 12
+    if classes_P.shape != roll_TxP.shape[-1:]:
+        raise ValueError(f"{len(classes_P)} pitches for {roll_TxP.shape[-1]} outputs")
+    folded = np.zeros(roll_TxP.shape[:-1] + (12,), roll_TxP.dtype)
+    for pc in range(12):
+        columns = np.flatnonzero(classes_P == pc)
+        if columns.size:
+            folded[..., pc] = roll_TxP[..., columns].max(axis=-1)
+    return folded

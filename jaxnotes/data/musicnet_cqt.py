@@ -17,8 +17,9 @@ Naming. The config name encodes every parameter that changes records: the part,
 the validation choice (fraction and seed, or a hash of the explicit ids). The
 data_dir is specific to the source folder, `<cache_dir>/tfds/<slug>-<hash of its
 absolute path>`, and the dataset stores a fingerprint (names, sizes, mtimes) of
-the files it was built from: a changed file triggers a rebuild, so a stale
-dataset is never silently reused (if the source folder is gone, e.g. a cache
+the files it was built from: a changed file triggers a rebuild by the process
+actions (`records.ensure_dataset`; readers never rebuild), so a stale dataset is
+never silently reused by a new run (if the source folder is gone, e.g. a cache
 copied to a training machine, the finished dataset is used with a warning). A
 change to how features or rolls are computed must bump `DATASET_VERSION`.
 Model-side choices (pitch range, pitch classes, window length, augmentation)
@@ -52,13 +53,8 @@ missing folder raises `musicnet.LayoutError`.
 """
 
 import dataclasses
-import functools
-import glob
 import hashlib
-import json
 import os
-import re
-import shutil
 import time
 
 import numpy as np
@@ -126,14 +122,6 @@ def builder_config(config, part: str) -> MusicnetCqtConfig:
     )
     cfg.name = config_name(cfg)
     return cfg
-
-
-def source_data_dir(cache_dir: str, source_dir: str) -> str:
-    """TFDS data_dir for one source folder: `<cache_dir>/tfds/<slug>-<hash of its path>`."""
-    source = os.path.realpath(os.path.expanduser(source_dir))
-    slug = re.sub(r"[^a-z0-9]+", "_", os.path.basename(source).lower()).strip("_") or "root"
-    digest = hashlib.sha1(source.encode()).hexdigest()[:10]
-    return os.path.join(os.path.expanduser(cache_dir), "tfds", f"{slug[:40]}-{digest}")
 
 
 def source_fingerprint(recordings: list[musicnet.Recording], source_dir: str) -> str:
@@ -373,70 +361,6 @@ def _instruments_per_chunk(notes, num_frames: int, chunk: int, fps: float) -> np
         if start < num_frames:
             out_Cx128[start // chunk : (end - 1) // chunk + 1, n.program - 1] = 1
     return out_Cx128
-
-
-def dataset_path(data_dir: str, cfg: MusicnetCqtConfig) -> str:
-    """Folder of a finished dataset (it holds dataset_info.json when complete)."""
-    return os.path.join(data_dir, NAME, cfg.name, DATASET_VERSION)
-
-
-@functools.lru_cache(maxsize=16)
-def _built_fingerprint(path: str, stamp: int) -> str | None:
-    """The source fingerprint a finished dataset was built from (cached per build)."""
-    del stamp  # part of the cache key: a rebuild in place changes it
-    try:
-        with open(os.path.join(path, "metadata.json")) as f:
-            return json.load(f).get("source_fingerprint")
-    except (OSError, ValueError):
-        return None  # unreadable metadata: treat as stale and rebuild
-
-
-def prepare(
-    cfg: MusicnetCqtConfig,
-    musicnet_dir: str,
-    cache_dir: str,
-    pitch_range: tuple[int, int] = (21, 108),
-    single_writer: bool = True,
-) -> str:
-    """Builds the dataset of `cfg` from `musicnet_dir` unless an up-to-date one exists.
-
-    Args:
-        single_writer: no other process builds this dataset now, so leftover
-            `incomplete.*` folders of killed builds can be deleted.
-
-    Returns:
-        The dataset folder, for `tfds.builder_from_directory`.
-    """
-    data_dir = source_data_dir(cache_dir, musicnet_dir)
-    path = dataset_path(data_dir, cfg)
-    source = os.path.realpath(os.path.expanduser(musicnet_dir))
-    info_file = os.path.join(path, "dataset_info.json")
-    if not os.path.isdir(source) and os.path.exists(info_file):
-        # E.g. a cache copied to a training machine without the audio.
-        logging.warning("%s is missing; using %s unchecked", source, path)
-        return path
-    recordings = musicnet.list_recordings(source, cfg.part, cfg.label_format)
-    fingerprint = source_fingerprint(recordings, source)
-    if os.path.exists(info_file):
-        if _built_fingerprint(path, os.stat(info_file).st_mtime_ns) == fingerprint:
-            return path
-        logging.warning("%s: files in %s changed since it was built; rebuilding", path, source)
-        shutil.rmtree(path)  # removed first: a failed rebuild must not leave the stale one
-    if single_writer:
-        for leftover in glob.glob(os.path.join(os.path.dirname(path), "incomplete.*")):
-            logging.warning("removing %s, left by an interrupted build", leftover)
-            shutil.rmtree(leftover, ignore_errors=True)
-    builder = MusicnetCqt(
-        config=cfg, musicnet_dir=source, pitch_range=pitch_range, data_dir=data_dir
-    )
-    logging.info("building %s from %s into %s", cfg.name, source, path)
-    was_active = getattr(tfds.core.utils.tqdm_utils, "_active", True)
-    tfds.display_progress_bar(False)  # our bar counts recordings; TFDS's would nest under it
-    try:
-        builder.download_and_prepare(file_format="array_record")
-    finally:
-        tfds.display_progress_bar(was_active)
-    return path
 
 
 def _title(row: dict) -> str:

@@ -1,9 +1,9 @@
-"""Grain pipelines over `musicnet_cqt` records: random training windows and ordered eval.
+"""Grain pipelines over prepared records: random training windows and ordered eval.
 
-Owns the online half of the data path and the `data.pipeline` API of
-docs/ARCHITECTURE.md: `load_meta`, `ensure_dataset`, `make_train_iter`,
-`steps_per_epoch`, `make_eval_iter`, `piece_info`. Batches follow the contract
-in `jaxnotes/data/__init__.py`. Must not import model, loop or metric code.
+Owns the batches half of the data path: `make_train_iter`, `steps_per_epoch`,
+`make_eval_iter`. Opens records read-only through `records` (never builds them).
+Batches follow the contract in `jaxnotes/data/__init__.py`. Must not import model,
+loop or metric code.
 Legend: B batch, T frames, F CQT bins, P pitches (output classes), C chunk frames.
 
 Train: source[process_index::process_count] -> seed -> shuffle -> repeat ->
@@ -25,207 +25,20 @@ has mask 1 exactly once.
 """
 
 import dataclasses
-import functools
-import json
 import math
-import os
 
 import grain
 import numpy as np
 
-from jaxnotes.data import Meta, features, musicnet_cqt
+from jaxnotes.data import features, records, spec
 from jaxnotes.data import labels as labels_lib
-
-SPLITS = ("train", "validation", "test")
-# The builder part holding each split (see musicnet_cqt's module docstring).
-PART_OF_SPLIT = {"train": "train", "validation": "train", "test": "test"}
-
-
-@dataclasses.dataclass(frozen=True)
-class PieceInfo:
-    """A whole recording, for note-level metrics, stitching and MIDI output."""
-
-    piece_id: int
-    name: str
-    num_frames: int
-    seconds: float
-    notes: list  # labels.Note, clipped to the audio, all 128 pitches
-    composer: str = ""
-    ensemble: str = ""
-    title: str = ""  # 'Composer composition, movement (ensemble)' from the metadata
-
-
-def load_meta(config) -> Meta:
-    """The model-side description of the inputs and outputs; needs no dataset."""
-    _check_config(config)
-    cqt = features.CqtConfig.from_config(config.cqt)
-    d = config.data
-    n_pitches = 12 if d.only_note_names else d.max_pitch - d.min_pitch + 1
-    return Meta(
-        n_bins=cqt.n_bins,
-        n_pitches=n_pitches,
-        min_pitch=int(d.min_pitch),
-        frames_per_second=cqt.frames_per_second,
-        only_note_names=bool(d.only_note_names),
-        bins_per_semitone=cqt.bins_per_semitone,
-    )
-
-
-def window_frames(config) -> int:
-    """Frames in one training window: round(batch_seconds * frames_per_second)."""
-    fps = features.CqtConfig.from_config(config.cqt).frames_per_second
-    return int(round(config.data.batch_seconds * fps))
-
-
-def _check_config(config, process_count: int = 1) -> None:
-    """Raises ValueError naming the config field whose value cannot work."""
-    d, a = config.data, config.augment
-
-    def bad(field, why):
-        value = functools.reduce(getattr, field.split("."), config)
-        raise ValueError(f"config.{field}={value!r}: {why}")
-
-    if d.batch_size <= 0 or d.batch_size % process_count:
-        bad("data.batch_size", f"must be a positive multiple of the {process_count} processes")
-    if d.eval_batch_size <= 0 or d.eval_batch_size % process_count:
-        bad("data.eval_batch_size", f"must be a positive multiple of the {process_count} processes")
-    if not d.batch_seconds > 0:
-        bad("data.batch_seconds", "must be positive")
-    if d.chunk_frames <= 0:
-        bad("data.chunk_frames", "must be positive")
-    if not 1 <= window_frames(config) <= d.chunk_frames:
-        bad(
-            "data.batch_seconds",
-            f"gives windows of {window_frames(config)} frames; need 1..chunk_frames"
-            f" ({d.chunk_frames}): shorten the window or raise config.data.chunk_frames",
-        )
-    if not 0 <= d.min_pitch <= 127:
-        bad("data.min_pitch", "must be a MIDI pitch (0..127)")
-    if not 0 <= d.max_pitch <= 127:
-        bad("data.max_pitch", "must be a MIDI pitch (0..127)")
-    if d.min_pitch > d.max_pitch:
-        bad("data.min_pitch", f"is above config.data.max_pitch={d.max_pitch}")
-    if d.windows_per_chunk < 1 or (d.batch_size // process_count) % d.windows_per_chunk:
-        bad(
-            "data.windows_per_chunk",
-            f"must be >= 1 and divide the per-process batch ({d.batch_size // process_count})",
-        )
-    if d.num_workers < 0:
-        bad("data.num_workers", "must be >= 0")
-    if d.read_threads < 1:
-        bad("data.read_threads", "must be >= 1")
-    if d.prefetch_batches < 0:
-        bad("data.prefetch_batches", "must be >= 0")
-    for field in ("pitch_shift_semitones", "pitch_jitter_bins", "gain_db"):
-        if getattr(a, field) < 0:
-            bad(f"augment.{field}", "must be >= 0 (the range is symmetric)")
-
-
-# Datasets on disk.
-
-
-def source_dir(config) -> str:
-    """The MusicNet-layout folder to read: config.data.musicnet_dir or the default corpus."""
-    if config.data.musicnet_dir:
-        return os.path.realpath(os.path.expanduser(config.data.musicnet_dir))
-    from jaxnotes.data import corpus  # deferred: rendering needs music21 and fluidsynth
-
-    return corpus.ensure_corpus(config.data)
-
-
-def ensure_dataset(config, splits=("train", "test")) -> dict[str, str]:
-    """Builds the parts holding `splits` unless up to date; returns {part: dataset folder}.
-
-    `splits` may name splits ('train', 'validation', 'test') or parts ('train',
-    'test'): 'train' and 'validation' live in the train part.
-    """
-    import jax  # deferred: building a dataset must not initialise a backend needlessly
-
-    if isinstance(splits, str):
-        splits = (splits,)
-    unknown = sorted(set(splits) - set(SPLITS))
-    if unknown:
-        raise ValueError(f"unknown splits {unknown}; expected some of {SPLITS}")
-    _check_config(config)
-    source = source_dir(config)
-    paths = {}
-    for part in musicnet_cqt.PARTS:
-        if any(PART_OF_SPLIT[s] == part for s in splits):
-            paths[part] = musicnet_cqt.prepare(
-                musicnet_cqt.builder_config(config, part),
-                source,
-                config.data.cache_dir,
-                pitch_range=(config.data.min_pitch, config.data.max_pitch),
-                single_writer=jax.process_count() == 1,
-            )
-    return paths
-
-
-def _stamp(path: str) -> int:
-    """Changes when a dataset is rebuilt in place, so the caches below never serve a stale one."""
-    return os.stat(os.path.join(path, "dataset_info.json")).st_mtime_ns
-
-
-def _metadata(path: str) -> dict:
-    return _cached_metadata(path, _stamp(path))
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_metadata(path: str, stamp: int) -> dict:
-    del stamp  # part of the cache key only
-    with open(os.path.join(path, "metadata.json")) as f:
-        meta = json.load(f)
-    if meta.get("format") != musicnet_cqt.METADATA_FORMAT:
-        raise ValueError(f"{path}: metadata format {meta.get('format')}; rebuild the dataset")
-    return meta
-
-
-@functools.lru_cache(maxsize=16)
-def _data_source(path: str, split: str, stamp: int):
-    import tensorflow_datasets as tfds
-
-    del stamp  # part of the cache key only
-
-    return tfds.builder_from_directory(path).as_data_source(split)
-
-
-def _open(config, split: str):
-    """(data source, split metadata) of a split, building the dataset if needed."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    path = ensure_dataset(config, (split,))[PART_OF_SPLIT[split]]
-    splits = _metadata(path)["splits"]
-    if split not in splits:
-        raise ValueError(
-            f"{path} has no {split!r} split (config.data.validation_fraction="
-            f"{config.data.validation_fraction}, validation_ids={config.data.validation_ids})"
-        )
-    return _data_source(path, split, _stamp(path)), splits[split]
-
-
-def piece_info(config, split: str) -> dict[int, PieceInfo]:
-    """Every piece of a split by piece_id, with its notes (seconds, MIDI pitch, GM program)."""
-    _, meta = _open(config, split)
-    return {
-        p["piece_id"]: PieceInfo(
-            piece_id=p["piece_id"],
-            name=p["name"],
-            num_frames=p["num_frames"],
-            seconds=p["seconds"],
-            notes=[labels_lib.Note(s, e, int(k), int(prog)) for s, e, k, prog in p["notes"]],
-            composer=p.get("composer", ""),
-            ensemble=p.get("ensemble", ""),
-            title=p.get("title", ""),
-        )
-        for p in meta["pieces"]
-    }
 
 
 def steps_per_epoch(config, split: str = "train") -> int:
     """Steps for one pass over the split's frames in random windows (at least 1)."""
-    _check_config(config)
-    _, meta = _open(config, split)
-    return max(1, meta["num_frames"] // (window_frames(config) * config.data.batch_size))
+    spec.check(config)
+    _, meta = records.open_split(config, split)
+    return max(1, meta["num_frames"] // (spec.window_frames(config) * config.data.batch_size))
 
 
 # Transforms (top-level classes: grain pickles them into worker processes).
@@ -388,8 +201,8 @@ def make_train_iter(
             as one process of several.
     """
     index, count = _process(process_index, process_count)
-    _check_config(config, count)
-    source, _ = _open(config, split)
+    spec.check(config, count)
+    source, _ = records.open_split(config, split)
     d, a = config.data, config.augment
     cqt = features.CqtConfig.from_config(config.cqt)
     ds = grain.MapDataset.source(source)[index::count]
@@ -397,7 +210,7 @@ def make_train_iter(
         raise ValueError(f"split {split!r} has {len(source)} chunks, too few for {count} processes")
     ds = ds.seed(int(d.shuffle_seed)).shuffle().repeat()
     windows = int(d.windows_per_chunk)
-    ds = ds.random_map(CropWindows(window_frames(config), windows))
+    ds = ds.random_map(CropWindows(spec.window_frames(config), windows))
     if a.pitch_shift_semitones or a.pitch_jitter_bins or a.gain_db:
         ds = ds.random_map(
             Augment(
@@ -421,8 +234,8 @@ def make_train_iter(
 def make_eval_iter(config, split: str, *, process_index=None, process_count=None):
     """Whole chunks of `split` in order, padded batches with `mask` (see module docstring)."""
     index, count = _process(process_index, process_count)
-    _check_config(config, count)
-    source, _ = _open(config, split)
+    spec.check(config, count)
+    source, _ = records.open_split(config, split)
     d = config.data
     cqt = features.CqtConfig.from_config(config.cqt)
     per_batch = d.eval_batch_size // count

@@ -34,13 +34,14 @@ class Model(nnx.Module):
         *,
         meta: Meta,
         rngs: nnx.Rngs,
-        c: int = 3,
-        freq_kernel_semitones: float = 3.0,
-        time_kernel_frames: int = 3,
-        dropout: float = 0.1,
-        mlp_dims: Sequence[int] = (512, 256),
+        c: int,
+        freq_kernel_semitones: float,
+        time_kernel_frames: int,
+        dropout: float,
+        mlp_dims: Sequence[int],
     ):
-        """Builds the model; arguments are the `config.model` fields.
+        """Builds the model; arguments are the `config.model` fields (their defaults live in
+        configs/, the one home of model settings).
 
         Args:
           meta: data.Meta (n_bins, n_pitches, bins_per_semitone).

@@ -121,24 +121,25 @@ class Model(nnx.Module):
         *,
         meta: Meta,
         rngs: nnx.Rngs,
-        c: int = 3,
-        freq_kernel_semitones: float = 3.0,
-        time_kernel_frames: int = 1,
-        dropout: float = 0.1,
-        num_layers: int = 4,
-        num_heads: int = 4,
-        head_dim: int = 32,
-        embed_dim: int = 192,
-        mlp_dim: int = 768,
-        attention_window_s: float = 1.0,
-        attention_lookahead_s: float | None = None,
-        pos_encoding: str = "sinusoidal",
-        pos_conv_frames: int = 5,
-        long_range: str = "none",
-        long_range_stride_s: float = 0.5,
+        c: int,
+        freq_kernel_semitones: float,
+        time_kernel_frames: int,
+        dropout: float,
+        num_layers: int,
+        num_heads: int,
+        head_dim: int,
+        embed_dim: int,
+        mlp_dim: int,
+        attention_window_s: float,
+        attention_lookahead_s: float | None,
+        pos_encoding: str,
+        pos_conv_frames: int,
+        long_range: str,
+        long_range_stride_s: float,
         block_frames: int = 128,
     ):
-        """Builds the model; arguments are the `config.model` fields.
+        """Builds the model; arguments are the `config.model` fields (their defaults live in
+        configs/, the one home of model settings).
 
         Args:
           meta: data.Meta (n_bins, n_pitches, bins_per_semitone, frames_per_second).

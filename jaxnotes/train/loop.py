@@ -17,8 +17,9 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from jaxnotes import checkpoint, metric_writer, optim, parallel, preemption, steps
-from jaxnotes.data import pipeline
+from jaxnotes import files
+from jaxnotes.data import pipeline, spec
+from jaxnotes.train import checkpoint, metric_writer, optim, parallel, preemption, steps
 
 # Validation numbers that can choose the dev model (config.dev_metric).
 DEV_METRICS = tuple(
@@ -57,8 +58,7 @@ class _Run:
                 f"config.dev_metric={config.dev_metric!r}; expected one of {DEV_METRICS}"
             )
         self.config, self.workdir, self.validate = config, workdir, validate
-        pipeline.ensure_dataset(config, ("train", "validation") if validate else ("train",))
-        self.meta = pipeline.load_meta(config)
+        self.meta = spec.load_meta(config)
         self.steps_per_epoch = pipeline.steps_per_epoch(config, "train")
         self.total_steps = _total_steps(config, self.steps_per_epoch)
         self.tx, self.schedule = optim.make_optimizer(config, self.steps_per_epoch)
@@ -75,11 +75,11 @@ class _Run:
         )
         self.train_iter = pipeline.make_train_iter(config, "train")
         self.mngr = checkpoint.make_manager(
-            os.path.join(workdir, checkpoint.CHECKPOINTS), max_to_keep=config.keep_checkpoints
+            os.path.join(workdir, files.CHECKPOINTS), max_to_keep=config.keep_checkpoints
         )
         self.dev_mngr = None
         if validate:
-            dev_dir = os.path.join(workdir, checkpoint.DEV_CHECKPOINTS)
+            dev_dir = os.path.join(workdir, files.DEV_CHECKPOINTS)
             self.dev_mngr = checkpoint.make_manager(dev_dir, max_to_keep=1)
         self.writer = None
         self.pending: list[tuple[int, dict]] = []  # (step, device metrics) not yet fetched
@@ -91,7 +91,7 @@ class _Run:
     def info(self) -> dict[str, Any]:
         """The JSON saved with each checkpoint: config, meta and the loop state."""
         return {
-            "config": checkpoint.config_to_dict(self.config),
+            "config": files.config_to_dict(self.config),
             "meta": dataclasses.asdict(self.meta),
             "loop": dataclasses.asdict(self.loop),
         }
@@ -101,7 +101,7 @@ class _Run:
             self.mngr,
             self.abstract_state,
             data_iter=self.train_iter,
-            config=checkpoint.config_to_dict(self.config),
+            config=files.config_to_dict(self.config),
             meta=dataclasses.asdict(self.meta),
         )
         if restored is None:
@@ -109,10 +109,11 @@ class _Run:
         else:
             self.state, info = restored
             self.loop = LoopState(**info["loop"])
-            diffs = checkpoint.config_diff(info["config"], checkpoint.config_to_dict(self.config))
+            diffs = files.config_diff(info["config"], files.config_to_dict(self.config))
             if diffs:
                 logging.warning("resuming with a changed config:\n  %s", "\n  ".join(diffs))
-        checkpoint.write_run_files(self.workdir, self.config, self.meta)
+        if jax.process_index() == 0:
+            files.write_run_files(self.workdir, self.config, self.meta)
         self.step = int(self.state.step)
         self.writer = metric_writer.MetricWriter(self.workdir, resume_step=self.step)
         logging.info(

@@ -12,15 +12,14 @@ Schedules (s is the optimizer step, counted from 0; `w = warmup_steps`):
                     like torch's MultiStepLR stepped once per epoch.
 """
 
-import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import jax.numpy as jnp
 import ml_collections
 import optax
 
-SCHEDULES = ("cosine", "step")
+from jaxnotes import sections
 
 Schedule = Callable[[int], jnp.ndarray]
 
@@ -34,22 +33,17 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _is_real(value) -> bool:
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
-
-
-def validate(config: ml_collections.ConfigDict, steps_per_epoch: int) -> None:
+def validate(config, steps_per_epoch: int) -> None:
     """Raises ValueError naming the first bad optimizer field.
 
+    The fields alone are checked by `sections.OptimConfig`; this adds what depends on the
+    schedule's length.
+
     Args:
-      config: the full config (reads `config.optim` and `config.num_epochs`).
+      config: the run's config (reads `config.optim` and `config.num_epochs`).
       steps_per_epoch: optimizer steps in one epoch (from the data pipeline).
     """
-    o = config.optim
+    o = sections.OptimConfig.of(config.optim)
     if not (_is_int(steps_per_epoch) and steps_per_epoch >= 1):
         raise ValueError(
             f"steps_per_epoch must be a positive int; got {steps_per_epoch!r} (is the train "
@@ -61,46 +55,18 @@ def validate(config: ml_collections.ConfigDict, steps_per_epoch: int) -> None:
         config.num_epochs,
         "a positive int",
     )
-    _require(o.schedule in SCHEDULES, "optim.schedule", o.schedule, f"one of {SCHEDULES}")
-    _require(_is_real(o.lr) and o.lr > 0, "optim.lr", o.lr, "a finite number > 0")
-    _require(
-        _is_real(o.weight_decay) and o.weight_decay >= 0,
-        "optim.weight_decay",
-        o.weight_decay,
-        "a finite number >= 0",
-    )
-    _require(
-        _is_real(o.clip_norm) and o.clip_norm > 0,
-        "optim.clip_norm",
-        o.clip_norm,
-        "a finite number > 0 (the global gradient norm is clipped to it)",
-    )
     total_steps = config.num_epochs * steps_per_epoch
     _require(
-        _is_int(o.warmup_steps) and 0 <= o.warmup_steps < total_steps,
+        o.warmup_steps < total_steps,
         "optim.warmup_steps",
         o.warmup_steps,
         f"an int in [0, num_epochs * steps_per_epoch = {total_steps})",
     )
     if o.schedule == "step":
-        _require(_is_real(o.gamma) and 0 < o.gamma <= 1, "optim.gamma", o.gamma, "in (0, 1]")
-        milestones = o.milestones
         _require(
-            isinstance(milestones, Sequence) and all(_is_int(m) for m in milestones),
+            all(m < config.num_epochs for m in o.milestones),
             "optim.milestones",
-            milestones,
-            "a sequence of int epochs",
-        )
-        _require(
-            all(a < b for a, b in zip(milestones, milestones[1:], strict=False)),
-            "optim.milestones",
-            tuple(milestones),
-            "strictly increasing epochs",
-        )
-        _require(
-            all(0 < m < config.num_epochs for m in milestones),
-            "optim.milestones",
-            tuple(milestones),
+            o.milestones,
             f"epochs in [1, num_epochs - 1 = {config.num_epochs - 1}] (a milestone at epoch "
             "m multiplies the lr by gamma from the first step of epoch m, counted from 0)",
         )

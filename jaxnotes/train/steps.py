@@ -19,8 +19,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxnotes import models, parallel
+from jaxnotes import models
 from jaxnotes.data import Meta
+from jaxnotes.evaluate import metrics
+from jaxnotes.train import parallel
 
 MODEL_KEYS = ("cqt", "frames", "onsets", "mask")  # the batch keys a step reads
 
@@ -33,12 +35,6 @@ class TrainState:
     params: nnx.State  # nnx.Param variables
     opt_state: optax.OptState
     rest: nnx.State  # all other model variables (RNG streams, running statistics)
-
-
-def build_model(config: ml_collections.ConfigDict, meta: Meta) -> nnx.Module:
-    return models.get_model(
-        config.model_name, meta=meta, rngs=nnx.Rngs(config.seed), **config.model
-    )
 
 
 def create_train_state(
@@ -54,11 +50,13 @@ def create_train_state(
     """
 
     def init() -> TrainState:
-        _, params, rest = nnx.split(build_model(config, meta), nnx.Param, ...)
+        _, params, rest = nnx.split(models.from_config(config, meta), nnx.Param, ...)
         step = jnp.zeros((), jnp.int32)
         return TrainState(step=step, params=params, opt_state=tx.init(params), rest=rest)
 
-    graphdef, _, _ = nnx.split(nnx.eval_shape(lambda: build_model(config, meta)), nnx.Param, ...)
+    graphdef, _, _ = nnx.split(
+        nnx.eval_shape(lambda: models.from_config(config, meta)), nnx.Param, ...
+    )
     init_fn = jax.jit(init, out_shardings=parallel.replicated(mesh))
     shapes = jax.eval_shape(init)
     abstract = jax.tree.map(
@@ -217,9 +215,11 @@ def summarize(counts: Mapping[str, float], prefix: str = "") -> dict[str, float]
     """Reported numbers from summed counts: loss per frame, frame/onset P/R/F1, accuracy."""
     out = {"loss": _ratio(counts["loss_sum"], counts["frame_count"])}
     for head in ("frame", "onset"):
-        tp, fp, fn = (counts[f"{head}_{k}"] for k in ("tp", "fp", "fn"))
-        out[f"{head}_precision"] = _ratio(tp, tp + fp)
-        out[f"{head}_recall"] = _ratio(tp, tp + fn)
-        out[f"{head}_f1"] = _ratio(2 * tp, 2 * tp + fp + fn)
+        c = metrics.FrameCounts(*(float(counts[f"{head}_{k}"]) for k in ("tp", "fp", "fn")))
+        out[f"{head}_precision"], out[f"{head}_recall"], out[f"{head}_f1"] = (
+            c.precision,
+            c.recall,
+            c.f1,
+        )
     out["frame_accuracy"] = _ratio(counts["exact_frames"], counts["frame_count"])
     return {f"{prefix}{k}": v for k, v in out.items()}

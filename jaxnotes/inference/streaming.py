@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxnotes import inference
 from jaxnotes.data import features
+from jaxnotes.inference import runner
 
 # librosa.cqt's defaults that features.cqt_magnitude leaves untouched.
 _WINDOW, _NORM, _SPARSITY, _RES_TYPE = "hann", 1, 0.01, "soxr_hq"
@@ -285,21 +285,19 @@ class StreamingTranscriber:
       decoder: a fresh `decode.NoteDecoder` (its thresholds decide the notes).
       step_frames: most outputs per window; smaller is cheaper per call, larger catches up
         faster after a long block.
-      keep_probs: also keep every probability computed (`probs()`; unbounded: for tests).
     """
 
-    def __init__(self, model, meta, decoder, *, step_frames: int = 16, keep_probs=False):
+    def __init__(self, model, meta, decoder, *, step_frames: int = 16):
         self.meta, self.decoder = meta, decoder
-        self.past, self.future = inference.receptive_field(model)
+        self.past, self.future = runner.receptive_field(model)
         self.step = int(step_frames)
         self.window = self.past + self.step + self.future
-        self._predict = inference.predictor(model)
+        self._predict = runner.predictor(model)
         self._buf_TxF = np.zeros((0, meta.n_bins), np.float32)
         self._buf_start = 0  # frame index of _buf_TxF[0]
         self.frames_received = 0
         self.outputs_done = 0
         self.model_calls = 0
-        self._kept = [] if keep_probs else None
 
     def push(self, cqt_TxF: np.ndarray) -> list:
         """Adds frames; returns the note events decided so far (`decode.NoteEvent`)."""
@@ -330,13 +328,6 @@ class StreamingTranscriber:
         """Frames held: at most about W + one block, however long the stream."""
         return len(self._buf_TxF)
 
-    def probs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every (frame, onset) probability computed so far (needs keep_probs=True)."""
-        if not self._kept:
-            empty = np.zeros((0, self.meta.n_pitches), np.float32)
-            return empty, empty
-        return tuple(np.concatenate(p) for p in zip(*self._kept, strict=True))
-
     def _run(self, *, end_of_stream: bool) -> list:
         first, n = self.outputs_done, self.frames_received
         if end_of_stream:
@@ -354,8 +345,6 @@ class StreamingTranscriber:
         self.model_calls += 1
         frame_TxP = frame_1xWxP[0, first - start : stop - start]
         onset_TxP = onset_1xWxP[0, first - start : stop - start]
-        if self._kept is not None:
-            self._kept.append((frame_TxP, onset_TxP))
         self.outputs_done = stop
         return self.decoder.push(frame_TxP, onset_TxP)
 

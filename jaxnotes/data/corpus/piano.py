@@ -20,7 +20,7 @@ import tempfile
 import numpy as np
 import soundfile as sf
 
-from jaxnotes.data.rendering import CorpusError
+from jaxnotes.data.corpus.rendering import CorpusError
 
 PIANO_VERSION = "1.0.5"
 PIANO_PACKAGES = tuple(f"@audio-samples/piano-velocity{k}@{PIANO_VERSION}" for k in range(1, 17))
@@ -138,7 +138,7 @@ class PianoSampler:
         if not os.path.exists(os.path.join(sample_dir, ".complete")):
             raise CorpusError(
                 f"{sample_dir} is not a complete piano sample folder (no .complete): fetch "
-                "it with jaxnotes.data.piano.ensure_samples(cache_dir)"
+                "it with jaxnotes.data.corpus.piano.ensure_samples(cache_dir)"
             )
         self.sample_dir, self.sr = sample_dir, int(sr)
         self._samples = {}

@@ -3,7 +3,7 @@
 Owns how an evaluation is shown to people and kept for later; it computes no metric.
 Must not import model, loop or dataset code. Pictures use matplotlib's Agg canvas directly
 (no pyplot, no global backend), so it works headless and in threads. Every file is
-written atomically (`midi.atomic_write_bytes`).
+written atomically (`files.write_bytes`).
 
 The result dict (filled by the evaluation module; numbers are floats, NaN allowed):
 
@@ -34,11 +34,8 @@ import pretty_midi
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from jaxnotes import midi
-
-RESULTS_JSON = "results.json"
-SUMMARY_MD = "summary.md"
-PR_CURVE_PNG = "pr_curve.png"
+from jaxnotes import files
+from jaxnotes.data import midi
 
 
 def _jsonable(value):
@@ -212,14 +209,14 @@ def write_report(
     document = dict(result)
     document["config"] = dict(config) if config is not None else None
     document["checkpoint"] = dict(checkpoint) if checkpoint is not None else None
-    path = os.path.join(out_dir, RESULTS_JSON)
+    path = os.path.join(out_dir, files.RESULTS_JSON)
     text = json.dumps(_jsonable(document), indent=2, allow_nan=False)
-    midi.atomic_write_bytes(path, (text + "\n").encode())
+    files.write_bytes(path, (text + "\n").encode())
     written["results"] = path
 
-    path = os.path.join(out_dir, SUMMARY_MD)
+    path = os.path.join(out_dir, files.SUMMARY_MD)
     markdown = summary_markdown(result, checkpoint=checkpoint, piece_columns=piece_columns)
-    midi.atomic_write_bytes(path, markdown.encode())
+    files.write_bytes(path, markdown.encode())
     written["summary"] = path
 
     if rolls:
@@ -231,7 +228,7 @@ def write_report(
                 probs_TxP, ref_TxP, pitches, frames_per_second, title=f"{piece_id} {name}".strip()
             )
             path = os.path.join(out_dir, piano_roll_filename(piece_id))
-            midi.atomic_write_bytes(path, png)
+            files.write_bytes(path, png)
             written[f"piano_roll/{piece_id}"] = path
 
     if pr_curve is not None and len(pr_curve["recall"]):
@@ -246,8 +243,8 @@ def write_report(
             operating_point=point,
             title=f"Frame precision-recall, {result.get('split', '')} (pooled)",
         )
-        path = os.path.join(out_dir, PR_CURVE_PNG)
-        midi.atomic_write_bytes(path, png)
+        path = os.path.join(out_dir, files.PR_CURVE_PNG)
+        files.write_bytes(path, png)
         written["pr_curve"] = path
 
     for piece_id, piece_notes in (notes or {}).items():

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 
 import jax
 
+from jaxnotes import files
+
 
 def _logged_step(line: str) -> float:
     try:
@@ -22,22 +24,19 @@ def _logged_step(line: str) -> float:
 class MetricWriter:
     """Scalars to TensorBoard event files and to metrics.jsonl in the workdir (process 0)."""
 
-    FILE = "metrics.jsonl"
-
     def __init__(self, workdir: str, *, resume_step: int):
         self.enabled = jax.process_index() == 0
         if not self.enabled:
             return
         import tensorboardX  # imported late: only process 0 writes
 
-        path = os.path.join(workdir, self.FILE)
+        path = os.path.join(workdir, files.METRICS_FILE)
         if os.path.exists(path):
             # Steps after the restored checkpoint are recomputed: drop their old lines, and
             # a line cut short by a kill.
             with open(path) as f:
                 lines = [ln for ln in f if _logged_step(ln) <= resume_step]
-            with open(path, "w") as f:
-                f.writelines(lines)
+            files.write_text(path, "".join(lines))
         self._jsonl = open(path, "a")  # noqa: SIM115 (closed in close())
         self._tb = tensorboardX.SummaryWriter(logdir=workdir, purge_step=resume_step + 1)
 

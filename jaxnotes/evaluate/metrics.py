@@ -1,6 +1,6 @@
-"""The field's transcription metrics, computed on the host, exact to the libraries.
+"""The field's frame metrics, computed on the host, exact to the libraries.
 
-Owns every number jaxnotes reports (see shared MUSICNET.md and ORIGIN.md):
+Owns every frame-level number jaxnotes reports (see shared MUSICNET.md and ORIGIN.md):
 
 - the original project's exact-frame accuracy (a frame is right when at most `e` of its
   pitches are wrong at probability threshold `t`), on pitches and on pitch classes;
@@ -9,14 +9,15 @@ Owns every number jaxnotes reports (see shared MUSICNET.md and ORIGIN.md):
   precision-recall curve;
 - mir_eval multipitch frame metrics (precision, recall, accuracy, total error) and frame F1,
   both through `mir_eval.multipitch.metrics` and as additive counts for threshold tuning;
-- mir_eval note metrics (`mir_eval.transcription`), onset-only and onset+offset.
+- the names of the figures every test prints and every table shows (`HEADLINE`, `SUMMARY`).
 
-Everything aggregated across batches or pieces is kept as counts, so the sum over batches
-equals one big batch exactly. Must not import data, model or loop code: callers pass plain
-arrays, and the MIDI pitch of each output (`pitches_P`) instead of a `Meta`.
+The note metrics (mir_eval.transcription) live in `note_metrics`. Everything aggregated
+across batches or pieces is kept as counts, so the sum over batches equals one big batch
+exactly. Must not import data, model or loop code: callers pass plain arrays, and the MIDI
+pitch of each output (`pitches_P`) instead of a `Meta`.
 
-Legend: T frames (any leading batch dims are flattened into T), P pitches (outputs),
-N notes. Reference rolls are 0/1; a prediction is "on" when `prob >= threshold`, as in the
+Legend: T frames (any leading batch dims are flattened into T), P pitches (outputs).
+Reference rolls are 0/1; a prediction is "on" when `prob >= threshold`, as in the
 original project.
 """
 
@@ -28,42 +29,54 @@ import mir_eval
 import numpy as np
 from sklearn import metrics as sk_metrics
 
+from jaxnotes.data import labels
+
 # Candidate frame thresholds for `choose_threshold` when the caller gives none.
+# The figures a test prints (HEADLINE) and the four every table shows (SUMMARY): keys of
+# results.json's "pooled" and "pieces" entries.
+SUMMARY = ("frame/ap", "frame/f1", "note/f1", "note_offset/f1")
+HEADLINE = (
+    *SUMMARY,
+    "exact_frame_acc@t=0.5,e=0",
+    "exact_frame_acc@t=0.5,e=1",
+    "pitch_class_acc@t=0.5,e=0",
+)
 DEFAULT_THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
 
 def validate_thresholds(thresholds: Iterable[float]) -> tuple[float, ...]:
     """Returns the thresholds as floats; raises ValueError unless each lies in [0, 1]."""
-    thresholds = (thresholds,) if isinstance(thresholds, numbers.Real) else tuple(thresholds)
-    out = []
-    for t in thresholds:
-        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0.0 <= float(t) <= 1.0:
-            raise ValueError(
-                f"config.eval.thresholds must be probabilities in [0, 1]; got {t!r} "
-                f"in {thresholds!r}"
-            )
-        out.append(float(t))
-    if not out:
-        raise ValueError("config.eval.thresholds is empty; give at least one value in [0, 1]")
-    return tuple(out)
+    return _validated(
+        thresholds,
+        numbers.Real,
+        lambda t: 0.0 <= float(t) <= 1.0,
+        float,
+        "config.eval.thresholds",
+        "probabilities in [0, 1]",
+    )
 
 
 def validate_allowed_errors(allowed_errors: Iterable[int]) -> tuple[int, ...]:
     """Returns the allowed errors as ints; raises ValueError unless each is an int >= 0."""
-    if isinstance(allowed_errors, numbers.Integral):
-        allowed_errors = (allowed_errors,)
-    allowed_errors = tuple(allowed_errors)
-    out = []
-    for e in allowed_errors:
-        if isinstance(e, bool) or not isinstance(e, numbers.Integral) or e < 0:
-            raise ValueError(
-                f"config.eval.allowed_errors must be non-negative integers; got {e!r} "
-                f"in {allowed_errors!r}"
-            )
-        out.append(int(e))
-    if not out:
-        raise ValueError("config.eval.allowed_errors is empty; give at least one integer >= 0")
-    return tuple(out)
+    return _validated(
+        allowed_errors,
+        numbers.Integral,
+        lambda e: e >= 0,
+        int,
+        "config.eval.allowed_errors",
+        "non-negative integers",
+    )
+
+
+def _validated(values, kind, ok, cast, field: str, what: str) -> tuple:
+    """`values` (one value or several) as a tuple of `cast`, each a `kind` passing `ok`."""
+    values = (values,) if isinstance(values, kind) else tuple(values)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, kind) or not ok(v):
+            raise ValueError(f"{field} must be {what}; got {v!r} in {values!r}")
+    if not values:
+        raise ValueError(f"{field} is empty; give at least one value ({what})")
+    return tuple(cast(v) for v in values)
 
 
 def _flatten(probs_TxP, ref_TxP, mask_T):
@@ -82,24 +95,6 @@ def _flatten(probs_TxP, ref_TxP, mask_T):
         keep_T = mask_T > 0.5
         probs_TxP, ref_TxP = probs_TxP[keep_T], ref_TxP[keep_T]
     return probs_TxP, ref_TxP
-
-
-def fold_pitch_classes(roll_TxP: np.ndarray, pitches_P: Sequence[int]) -> np.ndarray:
-    """ORs (max) every octave of a pitch class together: T x P -> T x 12, C = 0.
-
-    Works on probabilities too: max over octaves then `>= t` equals OR of `>= t`, so
-    folding probabilities before thresholding gives the folded binary prediction.
-    """
-    roll_TxP = np.asarray(roll_TxP)
-    classes_P = np.asarray(pitches_P, dtype=np.int64) % 12
-    if classes_P.shape != roll_TxP.shape[-1:]:
-        raise ValueError(f"{len(classes_P)} pitches for {roll_TxP.shape[-1]} outputs")
-    folded = np.zeros(roll_TxP.shape[:-1] + (12,), roll_TxP.dtype)
-    for pc in range(12):
-        columns = np.flatnonzero(classes_P == pc)
-        if columns.size:
-            folded[..., pc] = roll_TxP[..., columns].max(axis=-1)
-    return folded
 
 
 @dataclasses.dataclass
@@ -190,8 +185,8 @@ def pitch_class_frame_counts(
     grouped 8 neighbouring semitones. Name it with `.as_dict("pitch_class_acc")`.
     """
     return exact_frame_counts(
-        fold_pitch_classes(probs_TxP, pitches_P),
-        fold_pitch_classes(np.asarray(ref_TxP) >= 0.5, pitches_P),
+        labels.fold_pitch_classes(probs_TxP, pitches_P),
+        labels.fold_pitch_classes(np.asarray(ref_TxP) >= 0.5, pitches_P),
         mask_T,
         thresholds=thresholds,
         allowed_errors=allowed_errors,
@@ -329,34 +324,6 @@ def roll_to_multipitch(
     return times_T, [freqs_P[row] for row in roll_TxP]
 
 
-def mir_eval_frame_metrics(
-    probs_TxP: np.ndarray,
-    ref_TxP: np.ndarray,
-    pitches_P: Sequence[int],
-    frames_per_second: float,
-    *,
-    threshold: float = 0.5,
-) -> dict[str, float]:
-    """mir_eval.multipitch.metrics of one piece at `threshold`, named as `FrameCounts`.
-
-    Slow (per-frame Python in mir_eval); `frame_counts` gives the same numbers from counts
-    and is what evaluation uses. For pitch classes (P = 12) pass the decoder's pitches
-    (`60 + pc`, `decode.output_pitches`), so reference and estimate share one octave.
-    """
-    (threshold,) = validate_thresholds((threshold,))
-    ref_times, ref_freqs = roll_to_multipitch(ref_TxP, pitches_P, frames_per_second)
-    est_times, est_freqs = roll_to_multipitch(
-        np.asarray(probs_TxP) >= threshold, pitches_P, frames_per_second
-    )
-    scores = mir_eval.multipitch.metrics(ref_times, ref_freqs, est_times, est_freqs)
-    names = ("precision", "recall", "accuracy")
-    names += ("substitution_error", "miss_error", "false_alarm_error", "total_error")
-    out = {f"frame/{name}": float(v) for name, v in zip(names, scores[: len(names)], strict=True)}
-    p, r = out["frame/precision"], out["frame/recall"]
-    out["frame/f1"] = 2 * p * r / (p + r) if p + r else 0.0
-    return out
-
-
 class APAccumulator:
     """Collects (score, label) cells per piece for Thickstun's micro average precision.
 
@@ -427,73 +394,3 @@ class APAccumulator:
             recall = np.append(recall[keep], recall[-1])
             thresholds = thresholds[keep]
         return {"precision": precision, "recall": recall, "thresholds": thresholds}
-
-
-@dataclasses.dataclass
-class NoteCounts:
-    """Additive note-matching counts (mir_eval.transcription.match_notes).
-
-    Pooled note P/R/F1 over pieces = these counts summed over pieces (micro average), so a
-    long piece weighs more than a short one. MT3 instead averages per-piece F1; report both
-    (`mean_over_pieces`).
-    """
-
-    n_ref: int = 0
-    n_est: int = 0
-    matched: int = 0
-
-    def __add__(self, other: "NoteCounts") -> "NoteCounts":
-        return NoteCounts(
-            self.n_ref + other.n_ref, self.n_est + other.n_est, self.matched + other.matched
-        )
-
-    def as_dict(self, prefix: str = "note") -> dict[str, float]:
-        """precision/recall/f1 as mir_eval computes them (0 when undefined)."""
-        precision = self.matched / self.n_est if self.n_est else 0.0
-        recall = self.matched / self.n_ref if self.n_ref else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return {f"{prefix}/precision": precision, f"{prefix}/recall": recall, f"{prefix}/f1": f1}
-
-
-def note_counts(
-    ref_intervals_Nx2: np.ndarray,
-    ref_pitches_N: np.ndarray,
-    est_intervals_Nx2: np.ndarray,
-    est_pitches_N: np.ndarray,
-    *,
-    onset_tolerance_s: float = 0.05,
-    with_offsets: bool = False,
-) -> NoteCounts:
-    """Matches one piece's notes as `mir_eval.transcription.precision_recall_f1_overlap`.
-
-    Args:
-      ref_intervals_Nx2, est_intervals_Nx2: [start, end) in seconds.
-      ref_pitches_N, est_pitches_N: MIDI pitches (converted to Hz for mir_eval).
-      onset_tolerance_s: onset window (mir_eval's default 50 ms).
-      with_offsets: False: onset-only (`offset_ratio=None`); True: onset+offset with
-        mir_eval's default offset_ratio 0.2 and 50 ms minimum offset tolerance.
-    """
-    ref_intervals_Nx2 = np.asarray(ref_intervals_Nx2, np.float64).reshape(-1, 2)
-    est_intervals_Nx2 = np.asarray(est_intervals_Nx2, np.float64).reshape(-1, 2)
-    n_ref, n_est = len(ref_intervals_Nx2), len(est_intervals_Nx2)
-    if n_ref == 0 or n_est == 0:
-        return NoteCounts(n_ref, n_est, 0)
-    matching = mir_eval.transcription.match_notes(
-        ref_intervals_Nx2,
-        mir_eval.util.midi_to_hz(np.asarray(ref_pitches_N, np.float64)),
-        est_intervals_Nx2,
-        mir_eval.util.midi_to_hz(np.asarray(est_pitches_N, np.float64)),
-        onset_tolerance=onset_tolerance_s,
-        offset_ratio=0.2 if with_offsets else None,
-    )
-    return NoteCounts(n_ref, n_est, len(matching))
-
-
-def mean_over_pieces(per_piece: Mapping[object, Mapping[str, float]]) -> dict[str, float]:
-    """Unweighted mean of each metric over pieces (MT3's way), NaNs ignored."""
-    names = dict.fromkeys(name for metrics in per_piece.values() for name in metrics)
-    out = {}
-    for name in names:
-        values = [m[name] for m in per_piece.values() if name in m and not np.isnan(m[name])]
-        out[name] = float(np.mean(values)) if values else float("nan")
-    return out

@@ -15,17 +15,17 @@ project's accuracy uses `config.eval.thresholds` as given.
 
 import dataclasses
 import functools
-import json
 import os
 
 import numpy as np
 from absl import logging
 
-from jaxnotes import decode, inference, metrics, midi, report
+from jaxnotes import files
 from jaxnotes.data import Meta
+from jaxnotes.evaluate import metrics, note_metrics, report
+from jaxnotes.inference import decode, runner
 
 ONSET_THRESHOLD_GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-REPORT_DIR = "report"
 
 
 @dataclasses.dataclass
@@ -80,7 +80,7 @@ def predict_split(predict_piece, batches, num_frames_by_piece: dict) -> dict[int
 
     Args:
       predict_piece: `cqt_TxF -> (frame_probs_TxP, onset_probs_TxP)`, e.g.
-        `functools.partial(inference.predict_offline, model)`.
+        `functools.partial(runner.predict_offline, model)`.
       batches, num_frames_by_piece: as `stitch_pieces`.
     """
     out = {}
@@ -120,7 +120,7 @@ def choose_thresholds(pieces, notes_by_piece, meta: Meta, eval_config) -> dict:
         return chosen
     best = None
     for onset_threshold in ONSET_THRESHOLD_GRID:
-        total = metrics.NoteCounts()
+        total = note_metrics.NoteCounts()
         for pid, p in pieces.items():
             est = decode.frames_to_notes(
                 p.frame_probs_TxP,
@@ -131,7 +131,7 @@ def choose_thresholds(pieces, notes_by_piece, meta: Meta, eval_config) -> dict:
                 min_note_s=eval_config.min_note_s,
                 gap_join_s=eval_config.gap_join_s,
             )
-            total += metrics.note_counts(
+            total += note_metrics.note_counts(
                 *reference_notes(notes_by_piece[pid], meta),
                 *decode.notes_to_arrays(est),
                 onset_tolerance_s=eval_config.onset_tolerance_s,
@@ -176,8 +176,8 @@ def score_split(pieces, notes_by_piece, names, meta: Meta, eval_config, threshol
             decode.notes_to_arrays(est),
         )
         tol = eval_config.onset_tolerance_s
-        counts["note"] = metrics.note_counts(*ref_arrays, *est_arrays, onset_tolerance_s=tol)
-        counts["note_offset"] = metrics.note_counts(
+        counts["note"] = note_metrics.note_counts(*ref_arrays, *est_arrays, onset_tolerance_s=tol)
+        counts["note_offset"] = note_metrics.note_counts(
             *ref_arrays, *est_arrays, onset_tolerance_s=tol, with_offsets=True
         )
         ap.add(pid, p.frame_probs_TxP, p.ref_frames_TxP)
@@ -194,7 +194,7 @@ def score_split(pieces, notes_by_piece, names, meta: Meta, eval_config, threshol
     result = {
         "split": "test",
         "pooled": pooled,
-        "mean_over_pieces": metrics.mean_over_pieces(
+        "mean_over_pieces": note_metrics.mean_over_pieces(
             {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in per_piece.items()}
         ),
         "pieces": per_piece,
@@ -213,87 +213,38 @@ def _as_numbers(counts: dict) -> dict[str, float]:
     return out
 
 
-HEADLINE = (
-    "frame/ap",
-    "frame/f1",
-    "note/f1",
-    "note_offset/f1",
-    "exact_frame_acc@t=0.5,e=0",
-    "exact_frame_acc@t=0.5,e=1",
-    "pitch_class_acc@t=0.5,e=0",
-)
-
-
-def run_mode(model, model_config, eval_config) -> tuple[inference.Segments | None, dict]:
+def run_mode(model, model_config, eval_config) -> tuple[runner.Segments | None, dict]:
     """(segments or None, how the model runs offline) for the report (see inference)."""
-    from jaxnotes.data import pipeline
+    from jaxnotes.data import spec
 
     try:
         model.receptive_field()
     except ValueError:
-        fps = pipeline.load_meta(model_config).frames_per_second
-        window = pipeline.window_frames(model_config)
-        segments = inference.segments_of(eval_config, window, fps)
+        fps = spec.load_meta(model_config).frames_per_second
+        window = spec.window_frames(model_config)
+        segments = runner.segments_of(eval_config, window, fps)
         return segments, segments.describe(fps)
-    return None, dict(inference.EXACT)
-
-
-def report_dir_name(source: str, test_only: bool) -> str:
-    """`report` for the training data's test split, `report-<folder>` for a test-only folder."""
-    return f"{REPORT_DIR}-{os.path.basename(source.rstrip(os.sep))}" if test_only else REPORT_DIR
-
-
-def model_thresholds(workdir: str, eval_config) -> dict:
-    """The thresholds a model was tested with (its thresholds.json), unless the config sets them.
-
-    Raises:
-        ValueError: neither the config nor the workdir gives a threshold.
-    """
-    from jaxnotes import checkpoint
-
-    path = os.path.join(workdir, checkpoint.THRESHOLDS_FILE)
-    chosen = checkpoint.read_thresholds(workdir)
-    out = {"source": f"{path} (tuned on the model's validation split)"}
-    for key in ("frame_threshold", "onset_threshold"):
-        value = getattr(eval_config, key)
-        if value is not None:
-            out[key], out["source"] = float(value), "config.eval"
-        elif chosen.get(key) is not None:
-            out[key] = float(chosen[key])
-        else:
-            raise ValueError(
-                f"{path} is missing and config.eval.{key} is not set: a test-only folder has no "
-                "validation split to tune thresholds on; run the test action on the model's "
-                f"training data first, or set --config.eval.{key}"
-            )
-    return out
+    return None, dict(runner.EXACT)
 
 
 def run_test(config, workdir: str) -> dict:
     """The `test` action: evaluates the final (or dev) model of `workdir` on the test split."""
-    from jaxnotes import checkpoint
-    from jaxnotes.data import pipeline
+    from jaxnotes.data import pipeline, records, spec
+    from jaxnotes.train import checkpoint
 
     model, meta, model_config, step = checkpoint.load_model(workdir, dev=config.eval.test_dev)
-    data_meta = pipeline.load_meta(config)
-    if (data_meta.n_bins, data_meta.n_pitches) != (meta.n_bins, meta.n_pitches):
-        raise ValueError(
-            f"the model in {workdir} expects {meta.n_bins} CQT bins and {meta.n_pitches} outputs, "
-            f"but this config's data give {data_meta.n_bins} and {data_meta.n_pitches}: use the "
-            "training run's config.cqt and config.data settings"
-        )
+    spec.check_same_inputs(model_config, config, f"the model in {workdir}")
     metrics.validate_thresholds(config.eval.thresholds)
     metrics.validate_allowed_errors(config.eval.allowed_errors)
-    source = pipeline.source_dir(config)
+    source = records.source_dir(config)
     # A folder of test recordings alone (your own, or a benchmark's) is scored with the
     # model's own thresholds, and reported beside the training data's report.
     test_only = not os.path.isdir(os.path.join(source, "train_data"))
-    pipeline.ensure_dataset(config, ("test",) if test_only else ("train", "test"))
     segments, how = run_mode(model, model_config, config.eval)
-    predict_piece = functools.partial(inference.predict_offline, model, segments=segments)
+    predict_piece = functools.partial(runner.predict_offline, model, segments=segments)
 
     def predictions(split):
-        info = pipeline.piece_info(config, split)
+        info = records.piece_info(config, split)
         pieces = predict_split(
             predict_piece,
             pipeline.make_eval_iter(config, split),
@@ -307,24 +258,25 @@ def run_test(config, workdir: str) -> dict:
 
     val_pieces, val_notes = ({}, {}) if test_only else predictions("validation")[:2]
     if test_only:
-        thresholds = model_thresholds(workdir, config.eval)
+        tuned = f"{files.thresholds_path(workdir)} (tuned on the model's validation split)"
+        thresholds = decode.decoder_settings(
+            config.eval, files.read_thresholds(workdir), tuned, default=None
+        )
     elif val_pieces:
         thresholds = choose_thresholds(val_pieces, val_notes, meta, config.eval)
     else:
-        logging.warning("no validation split: using thresholds 0.5 (not tuned)")
-        thresholds = {"source": "default (no validation split)"}
-        thresholds["frame_threshold"] = config.eval.frame_threshold or 0.5
-        thresholds["onset_threshold"] = config.eval.onset_threshold or 0.5
+        logging.warning("no validation split: thresholds not tuned")
+        thresholds = decode.decoder_settings(config.eval, {}, "no validation split")
     test_pieces, test_notes, names = predictions("test")
     result, decoded, pr_curve = score_split(
         test_pieces, test_notes, names, meta, config.eval, thresholds
     )
     shown = sorted(test_pieces)[: config.eval.num_piano_rolls]
-    out_dir = os.path.join(workdir, report_dir_name(source, test_only))
+    out_dir = files.report_dir(workdir, source if test_only else None)
     written = report.write_report(
         out_dir,
         result,
-        config=config.to_dict(),
+        config=files.config_to_dict(config),
         checkpoint={
             "workdir": workdir,
             "step": step,
@@ -339,24 +291,13 @@ def run_test(config, workdir: str) -> dict:
         pitches=decode.output_pitches(meta),
         pr_curve=pr_curve,
         notes=decoded,
-        piece_columns=(
-            "frames",
-            "frame/ap",
-            "frame/f1",
-            "note/f1",
-            "note_offset/f1",
-            "exact_frame_acc@t=0.5,e=0",
-        ),
+        piece_columns=("frames", *metrics.SUMMARY, "exact_frame_acc@t=0.5,e=0"),
     )
     if not test_only:  # thresholds are the model's, tuned on its validation split only
-        # Atomic: a transcriber reading the workdir never sees a half-written file.
-        midi.atomic_write_bytes(
-            os.path.join(workdir, checkpoint.THRESHOLDS_FILE),
-            (json.dumps(thresholds, indent=2) + "\n").encode(),
-        )
+        files.write_thresholds(workdir, thresholds)
     pooled = result["pooled"]
     lines = [f"test on {pooled['pieces']} pieces ({pooled['frames']} frames), step {step}:"]
-    lines += [f"  {name:28s} {pooled[name]:.4f}" for name in HEADLINE if name in pooled]
+    lines += [f"  {name:28s} {pooled[name]:.4f}" for name in metrics.HEADLINE if name in pooled]
     lines.append(
         f"  thresholds from {thresholds['source']}: frame {thresholds['frame_threshold']:.2f}, "
         f"onset {thresholds['onset_threshold']:.2f}"

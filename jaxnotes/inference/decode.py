@@ -314,3 +314,36 @@ def notes_to_arrays(notes: Sequence[Note]) -> tuple[np.ndarray, np.ndarray]:
     intervals_Nx2 = np.array([(n.start_s, n.end_s) for n in notes], np.float64).reshape(-1, 2)
     pitches_N = np.array([n.pitch for n in notes], np.int64)
     return intervals_Nx2, pitches_N
+
+
+def decoder_settings(
+    eval_config, tuned: dict, tuned_source: str, default: float | None = 0.5
+) -> dict:
+    """NoteDecoder keyword arguments, and where the thresholds came from ('source').
+
+    One rule for the test action, transcription and the API: a threshold set in
+    `config.eval` wins; otherwise the tuned one (the model's thresholds.json, from the
+    test action on its validation split); otherwise `default`.
+
+    Raises:
+        ValueError: a threshold has neither a setting nor a tuned value, and no default.
+    """
+    settings = {"min_note_s": eval_config.min_note_s, "gap_join_s": eval_config.gap_join_s}
+    sources = set()
+    for key in ("frame_threshold", "onset_threshold"):
+        if getattr(eval_config, key) is not None:
+            settings[key] = float(getattr(eval_config, key))
+            sources.add("config.eval")
+        elif tuned.get(key) is not None:
+            settings[key] = float(tuned[key])
+            sources.add(tuned_source)
+        elif default is not None:
+            settings[key] = float(default)
+            sources.add(f"the default {default}")
+        else:
+            raise ValueError(
+                f"{tuned_source} gives no {key} and config.eval.{key} is not set: run the test "
+                f"action on the model's own data first (it tunes it), or set --config.eval.{key}"
+            )
+    settings["source"] = " and ".join(sorted(sources))
+    return settings

@@ -23,8 +23,10 @@ import re
 import sys
 import types
 
-from jaxnotes.data import musicnet, rendering
-from jaxnotes.data.rendering import CorpusError, Piece
+from jaxnotes import files
+from jaxnotes.data import musicnet
+from jaxnotes.data.corpus import rendering, scores
+from jaxnotes.data.corpus.rendering import CorpusError, Piece
 
 FIRST_ID = 100000  # MusicNet's ids are below 3000: ours can never collide with them
 # Bump when rendering changes what a corpus holds: the folder name includes it.
@@ -128,7 +130,7 @@ def ensure_corpus(data_config, progress: bool = True) -> str:
     fonts = {name: rendering.find_soundfont(name) for name in names}
     samples = None
     if any(p.renderer == "piano" for p in pieces):
-        from jaxnotes.data import piano
+        from jaxnotes.data.corpus import piano
 
         samples = piano.ensure_samples(os.path.expanduser(data_config.cache_dir), progress)
     for folder in ("train_data", "train_labels", "test_data", "test_labels", "midi", PIECES_DIR):
@@ -176,13 +178,13 @@ def _render_one(piece: Piece, root: str, fluidsynth: str, font: str | None, samp
     """Renders one piece and writes its row (the mark that it is done)."""
     sampler = None
     if piece.renderer == "piano":
-        from jaxnotes.data import piano
+        from jaxnotes.data.corpus import piano
 
         if samples not in _SAMPLERS:
             _SAMPLERS[samples] = piano.PianoSampler(samples, rendering.SAMPLE_RATE)
         sampler = _SAMPLERS[samples]
     row = rendering.build_piece(piece, root, fluidsynth, font, piano=sampler)
-    _write_atomic(_row_path(root, piece), json.dumps(row))
+    files.write_text(_row_path(root, piece), json.dumps(row))
 
 
 def _finish(root, size, seed, exclude, rows) -> str:
@@ -191,12 +193,11 @@ def _finish(root, size, seed, exclude, rows) -> str:
     for split in musicnet.SPLITS:
         if not any(r["split"] == split for r in done):
             raise CorpusError(f"{root}: no {split} piece could be rendered ({len(failed)} failed)")
-    tmp = os.path.join(root, f"{musicnet.METADATA_FILE}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    metadata = os.path.join(root, musicnet.METADATA_FILE)
+    with files.atomic_path(metadata) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, METADATA_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(sorted(done, key=lambda r: r["id"]))
-    os.replace(tmp, os.path.join(root, musicnet.METADATA_FILE))
     seconds = sum(r["duration_s"] for r in done)
     summary = {
         "size": size,
@@ -209,7 +210,7 @@ def _finish(root, size, seed, exclude, rows) -> str:
         "render_s": sum(r["render_s"] for r in done),
         "render_cpu_s": sum(r["render_cpu_s"] for r in done),
     }
-    _write_atomic(os.path.join(root, COMPLETE_FILE), json.dumps(summary, indent=1))
+    files.write_text(os.path.join(root, COMPLETE_FILE), json.dumps(summary, indent=1))
     return root
 
 
@@ -217,13 +218,6 @@ def read_summary(root: str) -> dict:
     """The summary a complete corpus keeps: pieces per split, hours, render seconds."""
     with open(os.path.join(root, COMPLETE_FILE)) as f:
         return json.load(f)
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def list_candidates() -> list[tuple[str, str, str]]:
@@ -333,7 +327,7 @@ def _draw_piece(piece_id, path, work, composer, split, seed, plan: SizePlan) -> 
         composer=composer,
         split=split,
         soundfont=TEST_SOUNDFONT if split == "test" else soundfont,
-        ensemble=rng.randrange(len(rendering.ENSEMBLES)),
+        ensemble=rng.randrange(len(scores.ENSEMBLES)),
         tempo_scale=rng.uniform(0.85, 1.15),
         velocity_scale=rng.uniform(0.7, 1.15),
         legato=rng.uniform(0.85, 0.97),
@@ -388,7 +382,3 @@ def describe(summary: dict) -> str:
         f" rendered in {wall:.1f} s wall summed over pieces ({seconds / wall:.0f}x real time),"
         f" {cpu:.1f} s CPU ({seconds / cpu:.0f}x)"
     )
-
-
-if __name__ == "__main__":
-    main()

@@ -2,40 +2,24 @@
 
 Owns the conversion of `labels.Note` records (GM programs 1-based, as in MusicNet) to
 MIDI files (pretty_midi programs are 0-based). Must not import model, loop or metric code.
-Every write is atomic (temporary file in the same folder, then `os.replace`), so a reader
-never sees half a file, even if the writer is killed.
+Every write is atomic (`files.atomic_path`), so a reader never sees half a file, even if
+the writer is killed. Used by the corpus (scores as MIDI), reports and transcription.
 
 Legend: N notes.
 """
 
 import csv
 import io
-import os
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import pretty_midi
+
+from jaxnotes import files
 
 NOTES_CSV_COLUMNS = ("start_s", "end_s", "pitch", "program", "velocity")
 # Ticks per quarter note: at 120 bpm one tick is ~0.5 ms, well under a 23 ms frame
 # (pretty_midi's default 220 would round times to ~2.3 ms).
 MIDI_RESOLUTION = 960
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Writes `data` to `path` through a temporary file and `os.replace`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _check(note) -> None:
@@ -46,21 +30,35 @@ def _check(note) -> None:
 
 
 def notes_to_pretty_midi(
-    notes: Iterable, *, program: int | None = None, tempo_bpm: float = 120.0
+    notes: Iterable,
+    *,
+    program: int | None = None,
+    tempo_bpm: float = 120.0,
+    tracks: Sequence[str] | None = None,
 ) -> pretty_midi.PrettyMIDI:
-    """One pretty_midi instrument per GM program (or all notes on `program`), 1-based."""
+    """One pretty_midi instrument per GM program (or all notes on `program`), 1-based.
+
+    `tracks`, one name per note, splits notes further into named instruments (a score's
+    parts); by default each instrument is named after its program.
+    """
     midi = pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=tempo_bpm)
-    instruments: dict[int, pretty_midi.Instrument] = {}
-    for note in notes:
+    instruments: dict[tuple[str, int], pretty_midi.Instrument] = {}
+    notes = list(notes)
+    if tracks is not None and len(tracks) != len(notes):
+        raise ValueError(f"{len(tracks)} track names for {len(notes)} notes")
+    for i, note in enumerate(notes):
         _check(note)
         gm_program = note.program if program is None else program
         if not 1 <= gm_program <= 128:
             raise ValueError(f"GM program {gm_program} is outside 1..128 (1-based): {note}")
-        if gm_program not in instruments:
-            instruments[gm_program] = pretty_midi.Instrument(
-                program=gm_program - 1, name=pretty_midi.program_to_instrument_name(gm_program - 1)
+        name = tracks[i] if tracks is not None else ""
+        key = (name, gm_program)
+        if key not in instruments:
+            instruments[key] = pretty_midi.Instrument(
+                program=gm_program - 1,
+                name=name or pretty_midi.program_to_instrument_name(gm_program - 1),
             )
-        instruments[gm_program].notes.append(
+        instruments[key].notes.append(
             pretty_midi.Note(
                 velocity=int(min(max(note.velocity, 1), 127)),
                 pitch=int(note.pitch),
@@ -68,12 +66,17 @@ def notes_to_pretty_midi(
                 end=float(note.end_s),
             )
         )
-    midi.instruments = [instruments[p] for p in sorted(instruments)]
+    midi.instruments = [instruments[k] for k in sorted(instruments, key=lambda k: (k[1], k[0]))]
     return midi
 
 
 def write_midi(
-    path: str, notes: Iterable, *, program: int | None = None, tempo_bpm: float = 120.0
+    path: str,
+    notes: Iterable,
+    *,
+    program: int | None = None,
+    tempo_bpm: float = 120.0,
+    tracks: Sequence[str] | None = None,
 ) -> None:
     """Writes notes to a Standard MIDI File.
 
@@ -83,11 +86,12 @@ def write_midi(
       program: GM program (1-based) for every note; None keeps each note's own program,
         one track per program.
       tempo_bpm: tempo written in the file; note times in seconds are kept either way.
+      tracks: a track name per note (see `notes_to_pretty_midi`).
     """
-    midi = notes_to_pretty_midi(notes, program=program, tempo_bpm=tempo_bpm)
+    midi = notes_to_pretty_midi(notes, program=program, tempo_bpm=tempo_bpm, tracks=tracks)
     buffer = io.BytesIO()
     midi.write(buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    files.write_bytes(path, buffer.getvalue())
 
 
 def write_notes_csv(path: str, notes: Iterable) -> None:
@@ -100,4 +104,4 @@ def write_notes_csv(path: str, notes: Iterable) -> None:
         writer.writerow(
             [f"{note.start_s:.6f}", f"{note.end_s:.6f}", note.pitch, note.program, note.velocity]
         )
-    atomic_write_bytes(path, text.getvalue().encode())
+    files.write_bytes(path, text.getvalue().encode())

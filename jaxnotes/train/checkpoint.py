@@ -1,50 +1,25 @@
-"""The workdir on disk: run files, Orbax checkpoints, and loading a trained model.
+"""Orbax checkpoints of a run: save, restore (with exact resume), and loading a trained model.
 
-Layout of a workdir:
-  config.json        the config the checkpoints were trained with
-  meta.json          data.Meta, so inference rebuilds the model without the dataset
-  version.json       jaxnotes/jax/flax/... versions and the git commit (+ dirty flag)
-  metrics.jsonl      one JSON object per logged step; TensorBoard events beside it
-  checkpoints/<step>/      state (TrainState), data (grain iterator), info (JSON)
-  checkpoints_dev/<step>/  the best validation model (train-val), same format
-  thresholds.json    decision thresholds tuned on validation by the test action
-  report/            the test action's results (evaluate, report)
-
-Each checkpoint's `info` item repeats the config and meta it was written with, so a
-mismatch between a checkpoint and the current config is reported field by field. Metrics
-are written by `metric_writer`, signals handled by `preemption`. It builds models (for
-`load_model`) but must not import the data pipeline or the loop.
+A checkpoint `<workdir>/checkpoints/<step>/` (or `checkpoints_dev/`, the best validation
+model) holds three items: state (TrainState), data (the grain iterator) and info (JSON:
+the config and meta it was written with, so a mismatch with the current config is
+reported field by field). File names and run files live in `jaxnotes.files`. It builds
+models (for `load_model`) but must not import the data pipeline or the loop.
 """
 
 import dataclasses
-import functools
-import json
 import os
-import platform
-import subprocess
 from collections.abc import Mapping
-from importlib import metadata as importlib_metadata
 from typing import Any
 
 import grain
 import jax
 import jax.numpy as jnp
-import ml_collections
 import orbax.checkpoint as ocp
 from flax import nnx
 
-import jaxnotes
-from jaxnotes import models
+from jaxnotes import files, models
 from jaxnotes.data import Meta
-
-CHECKPOINTS = "checkpoints"
-DEV_CHECKPOINTS = "checkpoints_dev"
-CONFIG_FILE = "config.json"
-META_FILE = "meta.json"
-THRESHOLDS_FILE = "thresholds.json"  # written by evaluate, read by transcribe
-VERSION_FILE = "version.json"
-# Libraries whose versions can change a result; recorded in version.json.
-_VERSIONED = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "numpy")
 
 
 class CheckpointNotFoundError(FileNotFoundError):
@@ -53,129 +28,6 @@ class CheckpointNotFoundError(FileNotFoundError):
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint's arrays do not fit the model/optimizer built from the current config."""
-
-
-def config_to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
-    """The config as plain JSON types (tuples become lists, placeholders None)."""
-    return json.loads(config.to_json_best_effort())
-
-
-def _tuples(value):
-    # JSON has no tuples; configs (and model kwargs like mlp_dims) use them.
-    if isinstance(value, dict):
-        return {k: _tuples(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value
-
-
-def config_from_dict(d: Mapping[str, Any]) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(_tuples(dict(d)))
-
-
-def meta_from_dict(d: Mapping[str, Any]) -> Meta:
-    known = {f.name for f in dataclasses.fields(Meta)}
-    return Meta(**{k: v for k, v in d.items() if k in known})
-
-
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Fields that differ between two config dicts, as 'field: old -> new' lines."""
-    old_flat, new_flat = _flatten(old), _flatten(new)
-    missing = object()
-    return [
-        f"{k}: {old_flat.get(k, missing)!r} -> {new_flat.get(k, missing)!r}".replace(
-            repr(missing), "(absent)"
-        )
-        for k in sorted(set(old_flat) | set(new_flat))
-        if old_flat.get(k, missing) != new_flat.get(k, missing)
-    ]
-
-
-def _git_version() -> dict[str, Any] | None:
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(jaxnotes.__file__)))
-    try:
-        run = functools.partial(
-            subprocess.run, cwd=repo, capture_output=True, text=True, timeout=10, check=True
-        )
-        commit = run(["git", "rev-parse", "HEAD"]).stdout.strip()
-        dirty = bool(run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return None  # not a git checkout (an installed package) or git missing
-    return {"commit": commit, "dirty": dirty}
-
-
-def code_version() -> dict[str, Any]:
-    """What produced a result: package versions and the git commit, if any."""
-    versions = {"jaxnotes": jaxnotes.__version__, "python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            versions[name] = None
-    return {"versions": versions, "git": _git_version()}
-
-
-def _write_json(path: str, value: Any) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)  # never leave a half-written file behind a kill
-
-
-def write_run_files(workdir: str, config: ml_collections.ConfigDict, meta: Meta) -> None:
-    """Writes config.json, meta.json and version.json (process 0 only)."""
-    if jax.process_index() != 0:
-        return
-    os.makedirs(workdir, exist_ok=True)
-    _write_json(os.path.join(workdir, CONFIG_FILE), config_to_dict(config))
-    _write_json(os.path.join(workdir, META_FILE), dataclasses.asdict(meta))
-    _write_json(os.path.join(workdir, VERSION_FILE), code_version())
-
-
-def _read_json(workdir: str, name: str) -> Any:
-    path = os.path.join(workdir, name)
-    if not os.path.exists(path):
-        raise CheckpointNotFoundError(
-            f"{path} not found: {workdir} is not a jaxnotes workdir (train there first with "
-            "--action=train or --action=train-val)"
-        )
-    with open(path) as f:
-        return json.load(f)
-
-
-def read_config(workdir: str) -> ml_collections.ConfigDict:
-    return config_from_dict(_read_json(workdir, CONFIG_FILE))
-
-
-def read_meta(workdir: str) -> Meta:
-    return meta_from_dict(_read_json(workdir, META_FILE))
-
-
-def read_thresholds(workdir: str) -> dict:
-    """The decoder thresholds the test action tuned for this run ({} before any test).
-
-    Raises:
-        ValueError: the file is not valid JSON (names it and what to do).
-    """
-    path = os.path.join(workdir, THRESHOLDS_FILE)
-    if not os.path.exists(path):
-        return {}
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except ValueError as e:
-        raise ValueError(f"{path}: not valid JSON ({e}); delete it or rerun the test") from e
 
 
 def make_manager(
@@ -284,8 +136,8 @@ def check_compatible(
     if not problems:
         return
     info = mngr.restore(step, args=ocp.args.Composite(info=ocp.args.JsonRestore()))["info"]
-    diffs = config_diff(info.get("config", {}), config) + [
-        f"meta.{d}" for d in config_diff(info.get("meta", {}), meta)
+    diffs = files.config_diff(info.get("config", {}), config) + [
+        f"meta.{d}" for d in files.config_diff(info.get("meta", {}), meta)
     ]
     why = (
         "config fields that differ (checkpoint -> now):\n  " + "\n  ".join(diffs)
@@ -347,8 +199,8 @@ def load_model(
       CheckpointMismatchError: the checkpoint doesn't fit config.json (fields named).
     """
     workdir = os.path.abspath(os.path.expanduser(workdir))
-    config, meta = read_config(workdir), read_meta(workdir)
-    directory = os.path.join(workdir, DEV_CHECKPOINTS if dev else CHECKPOINTS)
+    config, meta = files.read_config(workdir), files.read_meta(workdir)
+    directory = os.path.join(workdir, files.DEV_CHECKPOINTS if dev else files.CHECKPOINTS)
     mngr = make_manager(directory, for_inference=True) if os.path.isdir(directory) else None
     saved = mngr.all_steps() if mngr else []
     if not saved:
@@ -385,11 +237,7 @@ def fresh_rng_state(abstract_state, seed: int):
 def _restore_model(mngr, step: int, config, meta: Meta) -> nnx.Module:
     """The model of `config` with the parameters (and non-RNG state) of checkpoint `step`."""
     # Shapes only: random initialisation would be wasted work (seconds on a busy CPU).
-    abstract_model = nnx.eval_shape(
-        lambda: models.get_model(
-            config.model_name, meta=meta, rngs=nnx.Rngs(config.seed), **config.model
-        )
-    )
+    abstract_model = nnx.eval_shape(lambda: models.from_config(config, meta))
     graphdef, params, rngs, rest = nnx.split(abstract_model, nnx.Param, nnx.RngState, ...)
     rngs = fresh_rng_state(rngs, config.seed)
     target = {"params": params, "rest": rest} if jax.tree.leaves(rest) else {"params": params}
@@ -397,7 +245,7 @@ def _restore_model(mngr, step: int, config, meta: Meta) -> nnx.Module:
         mngr,
         step,
         target,
-        config=config_to_dict(config),
+        config=files.config_to_dict(config),
         meta=dataclasses.asdict(meta),
         partial=True,
     )

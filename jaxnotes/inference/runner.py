@@ -101,9 +101,9 @@ EXACT = {"mode": "exact windows (bounded receptive field)"}
 
 def segments_of(eval_config, training_window_frames: int, frames_per_second: float) -> Segments:
     """`config.eval.segment_s` (None: the training window) and `segment_overlap` as Segments."""
-    seconds = eval_config.get("segment_s")
+    seconds = eval_config.segment_s
     frames = training_window_frames if seconds is None else int(round(seconds * frames_per_second))
-    return Segments(frames, int(round(frames * eval_config.get("segment_overlap", 0.5))))
+    return Segments(frames, int(round(frames * eval_config.segment_overlap)))
 
 
 def segment_plan(num_frames: int, segments: Segments) -> list[tuple[int, int, int]]:

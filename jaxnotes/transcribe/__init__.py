@@ -1,0 +1,3 @@
+"""`jaxnotes-transcribe`: audio files, standard input or a sound card -> notes -> MIDI files
+or a MIDI port (cli).
+"""
