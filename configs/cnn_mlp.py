@@ -6,6 +6,10 @@ Main job on the default corpus (2-core CPU, about 2 minutes of training):
       --action=process-train,process-test,train-val,test
   expected on its test split: frame AP 0.878, frame F1 0.811, note onset F1 0.546.
 Tests and smoke checks: `configs/cnn_mlp.py:tiny`.
+On a GPU or TPU, `configs/cnn_mlp.py:gpu` (configs/common.py apply_variant): batch 256 with
+the learning rate scaled to it, bfloat16 compute (float32 parameters), 8 grain workers:
+  python -m jaxnotes.main --config=configs/cnn_mlp.py:gpu --workdir=runs/cnn_mlp_gpu \
+      --action=train-val --config.data.musicnet_dir=/data/musicnet
 """
 
 from configs import common

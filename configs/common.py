@@ -2,10 +2,18 @@
 
 Each field that comes from the original PyTorch command line says so with
 `# --option`. Config files call `get_base_config()` and then change only what
-differs; variants (`tiny`, `quick`) are applied by `apply_variant`.
+differs; variants (`tiny`, `quick`, `gpu`) are applied by `apply_variant`.
 """
 
+import math
+
 import ml_collections
+
+# The batch size the defaults (notably optim.lr) were tuned at.
+BASE_BATCH_SIZE = 16
+# The ':gpu' variant's batch and the largest learning rate batch scaling may reach.
+GPU_BATCH_SIZE = 256
+MAX_SCALED_LR = 2e-3
 
 
 def cqt() -> ml_collections.ConfigDict:
@@ -62,6 +70,10 @@ def model() -> ml_collections.ConfigDict:
     m.freq_kernel_semitones = 3.0  # frequency span of the front-end convolution
     m.time_kernel_frames = 1  # time span of the front-end convolution
     m.dropout = 0.1
+    # dtype of activations and matmuls: 'float32' | 'bfloat16' (mixed precision: parameters,
+    # optimizer state and the logits stay float32; see jaxnotes/models/layers.py). bfloat16
+    # is for accelerators with bf16 matrix units (GPU, TPU); on a CPU it is slower.
+    m.compute_dtype = "float32"
     return m
 
 
@@ -92,6 +104,7 @@ def evaluation() -> ml_collections.ConfigDict:
     e.thresholds = (0.5,)  # --thresholds: probability thresholds for the accuracy
     e.allowed_errors = (0, 1)  # --allowed-errors: wrong notes a frame may have
     e.test_dev = False  # --test-dev: test the dev (best validation) model
+    e.fallback_checkpoint = False  # test the newest intact checkpoint if the latest is damaged
     e.onset_tolerance_s = 0.05
     # Note decoding; thresholds are tuned on validation when these are None.
     e.frame_threshold = ml_collections.config_dict.placeholder(float)
@@ -134,6 +147,17 @@ def get_base_config() -> ml_collections.ConfigDict:
     return config
 
 
+def scaled_lr(base_lr: float, batch_size: int) -> float:
+    """`base_lr` (tuned at BASE_BATCH_SIZE) for `batch_size`: square-root scaling, capped.
+
+    Adam-type optimizers keep the same training dynamics when the learning rate grows with
+    the square root of the batch (Malladi et al. 2022, "On the SDEs and Scaling Rules for
+    Adaptive Gradient Algorithms"; linear scaling is SGD's rule); the cap at MAX_SCALED_LR
+    keeps very large batches from reaching rates at which transformers diverge.
+    """
+    return min(MAX_SCALED_LR, base_lr * math.sqrt(batch_size / BASE_BATCH_SIZE))
+
+
 def apply_variant(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
     """Applies a named variant (the text after ':' in --config=file.py:variant)."""
     if not arg:
@@ -154,6 +178,43 @@ def apply_variant(config: ml_collections.ConfigDict, arg: str | None) -> ml_coll
         # The README's main job on the default corpus within its CPU time budget.
         config.num_epochs = 8
         config.optim.warmup_steps = 50
+    elif arg == "gpu":
+        # Training on an accelerator (one or more GPUs or a TPU slice), on a large dataset
+        # such as MusicNet (--config.data.musicnet_dir) or the release corpus.
+        d, o = config.data, config.optim
+        # 16x the base batch: a batch of 16 x 43 frames leaves a GPU mostly idle. 256
+        # divides evenly over 1, 2, 4, 8, ... devices and processes.
+        d.batch_size = GPU_BATCH_SIZE
+        # Square-root scaling from 5e-4 at 16 (scaled_lr): 5e-4 * sqrt(256 / 16) = 2e-3,
+        # which is also the cap.
+        o.lr = scaled_lr(o.lr, d.batch_size)
+        # A 4x higher peak rate gets a 2x longer ramp in steps (100 -> 200): the rate rises
+        # by 1e-5 a step instead of 5e-6, and Adam's moment estimates see more steps before
+        # the peak. 200 steps are under half an epoch of MusicNet at this batch (about 380
+        # steps), about 15 % of the release recipe; on the small default corpus (about 6
+        # steps per epoch) most of a run, which is not what this variant is for.
+        o.warmup_steps = 200
+        # Reading a 512-frame chunk for one 43-frame window is most of the pipeline's cost
+        # (decompressing it): 8 windows per read cut the reads 8x (in-process on 2 CPU cores
+        # 118k frames/s against 31k at 1, benchmarks/pipeline_throughput.py), and a batch
+        # still comes from 32 chunks. 8 divides the per-process batch for up to 32 processes.
+        d.windows_per_chunk = 8
+        # Grain worker processes: 8 of a one-GPU machine's 16 cores (here) feed the step,
+        # the rest stay for the training process and the read threads.
+        d.num_workers = 8
+        # Read threads per process (each worker has its own: 8 x 4 threads, partly waiting
+        # on record reads); also what the in-process eval iterator uses.
+        d.read_threads = 4
+        # Batches read ahead per process. A batch is 16x the base's (about 25 MB of
+        # float32 CQT and labels), so 4 instead of 8 still covers step-time jitter while
+        # bounding host memory (workers hold their own buffers too).
+        d.prefetch_batches = 4
+        # 64 chunks of 512 frames (about 50 MB of CQT) per eval step: eval is forward
+        # only, so 8x the base's 8 chunks fits easily and cuts the per-step overhead.
+        d.eval_batch_size = 64
+        # Mixed precision: bf16 activations and matmuls on the tensor cores, float32
+        # parameters, optimizer state and logits (configs/common.py model()).
+        config.model.compute_dtype = "bfloat16"
     else:
-        raise ValueError(f"unknown config variant {arg!r}; expected 'tiny' or 'quick'")
+        raise ValueError(f"unknown config variant {arg!r}; expected 'tiny', 'quick' or 'gpu'")
     return config

@@ -8,6 +8,10 @@ Main job on the default corpus (2-core CPU, about 6 minutes of training):
       --action=process-train,process-test,train-val,test
   expected on its test split: frame AP 0.948, frame F1 0.881, note onset F1 0.769.
 Tests and smoke checks: `configs/transformer.py:tiny`.
+On a GPU or TPU, `configs/transformer.py:gpu` (configs/common.py apply_variant): batch 256 with
+the learning rate scaled to it, bfloat16 compute (float32 parameters), 8 grain workers:
+  python -m jaxnotes.main --config=configs/transformer.py:gpu --workdir=runs/transformer_gpu \
+      --action=train-val --config.data.musicnet_dir=/data/musicnet
 """
 
 import ml_collections

@@ -48,6 +48,7 @@ class Transcriber:
         self.threshold_source = self.settings.pop("source")
         # None for models with a bounded context (exact windows); see runner.Segments.
         self.segments, _ = scoring.run_mode(model, config, config.eval)
+        self.cqt_backend = "auto"  # see features.compute_cqt ('jax' on accelerators)
 
     @classmethod
     def pretrained(cls) -> "Transcriber":
@@ -58,12 +59,17 @@ class Transcriber:
         return cls(model, meta, config, thresholds, "the shipped pretrained model")
 
     @classmethod
-    def from_workdir(cls, workdir: str, dev: bool = False, step: int | None = None):
-        """A trained run's final (or dev, or step `step`) model with its tuned thresholds."""
+    def from_workdir(
+        cls, workdir: str, dev: bool = False, step: int | None = None, fallback: bool = False
+    ):
+        """A trained run's final (or dev, or step `step`) model with its tuned thresholds;
+        `fallback`: the newest intact older checkpoint if that one is damaged."""
         from jaxnotes import files
         from jaxnotes.train import checkpoint
 
-        model, meta, config, step = checkpoint.load_model(workdir, dev=dev, step=step)
+        model, meta, config, step = checkpoint.load_model(
+            workdir, dev=dev, step=step, fallback=fallback
+        )
         thresholds = files.read_thresholds(workdir)
         return cls(model, meta, config, thresholds, f"step {step} of {workdir}")
 
@@ -86,7 +92,7 @@ class Transcriber:
             if not np.all(np.isfinite(samples)):
                 raise ValueError("the samples hold NaN or infinite values")
             samples_S = audio.resample(samples, sr, self.cqt.sr)
-        cqt_TxF = features.compute_cqt(samples_S, self.cqt)
+        cqt_TxF = features.compute_cqt(samples_S, self.cqt, self.cqt_backend)
         frame_TxP, onset_TxP = runner.predict_offline(self.model, cqt_TxF, segments=self.segments)
         notes = decode.frames_to_notes(frame_TxP, onset_TxP, self.meta, **self.settings)
         return Transcription(

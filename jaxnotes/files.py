@@ -67,16 +67,39 @@ def atomic_path(path: str, mode: int = 0o644) -> Iterator[str]:
     removed; `remove_leftovers` cleans those of killed processes.
     """
     directory, base = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    check_writable(path)
     stem, ext = os.path.splitext(base)
     tmp = os.path.join(directory, f".{stem}{_TMP_MARK}{os.getpid()}{ext}")
     try:
         yield tmp
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except OSError as e:
+        if tmp not in (e.filename, e.filename2) and path not in (e.filename, e.filename2):
+            raise
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from e
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def check_writable(path: str) -> None:
+    """Makes `path`'s folder if needed; raises OSError naming `path` when it cannot be written
+    (a file where a folder should be, no permission, a read-only or pseudo file system)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    parent = directory
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise NotADirectoryError(f"cannot write {path}: {parent} is a file, not a folder")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from e
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {path}: it is a folder")
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(f"cannot write {path}: no permission to write in {directory}")
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -94,14 +117,30 @@ def write_json(path: str, value: Any) -> None:
 
 
 def read_json(path: str, what_to_do: str = "delete it and rerun the step that wrote it") -> Any:
-    """The JSON in `path`; a damaged file is a ValueError naming it and what to do."""
+    """The JSON in `path`; a damaged file (empty, zeroed, cut short, not text) is a
+    ValueError naming it, what is wrong and what to do, in one line."""
+    with open(path, "rb") as f:
+        data = f.read()
     try:
-        with open(path) as f:
-            return json.load(f)
+        return parse_json(data)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}; {what_to_do}") from e
+
+
+def parse_json(data: bytes) -> Any:
+    """JSON from a file's bytes; a ValueError says in a few words what is wrong with them."""
+    if not data.strip():
+        raise ValueError("empty file")
+    if not data.strip(b"\0"):
+        raise ValueError(f"only zero bytes ({len(data)})")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not a text file ({e.reason}); {what_to_do}") from e
+        raise ValueError(f"not a text file ({e.reason})") from e
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: damaged JSON ({e}); {what_to_do}") from e
+        raise ValueError(f"damaged JSON ({e})") from e
 
 
 def remove_leftovers(directory: str) -> list[str]:
@@ -214,17 +253,25 @@ def _run_file(workdir: str, name: str) -> Any:
             f"{path} not found: {workdir} is not a jaxnotes workdir (train there first with "
             "--action=train or --action=train-val)"
         )
-    return read_json(path, "restore it, or train again in a new workdir")
+    value = read_json(path, "restore it, or train again in a new workdir")
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{path}: a JSON {type(value).__name__}, not an object; restore it, or train "
+            "again in a new workdir"
+        )
+    return value
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
     """A run's config.json over configs/common.py's defaults: a field added to jaxnotes
-    after the run was trained takes its default (the model section is the run's own)."""
+    after the run was trained takes its default. The model section too, but only with
+    common.model()'s fields, those every model takes (e.g. compute_dtype: 'float32' for a
+    run trained before it existed); a model's own fields are the run's, as stored."""
     from configs import common
 
     merged = config_to_dict(common.get_base_config())
     for key, value in _run_file(workdir, CONFIG_FILE).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "model":
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value

@@ -198,6 +198,7 @@ class EvalConfig(_Section):
     thresholds: tuple[float, ...]
     allowed_errors: tuple[int, ...]
     test_dev: bool
+    fallback_checkpoint: bool
     onset_tolerance_s: float
     frame_threshold: float | None
     onset_threshold: float | None

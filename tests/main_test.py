@@ -47,8 +47,8 @@ def test_missing_checkpoint_names_the_workdir(tmp_path):
 
 
 def test_unknown_action_and_missing_workdir_are_usage_errors():
-    """Typos in --action and a forgotten --workdir are caught before any work starts."""
+    """Typos in --action and a forgotten --workdir are caught before any work starts (exit 2)."""
     result = _main("--action=trian")
-    assert result.returncode == 1 and "unknown ['trian']" in result.stderr
+    assert result.returncode == 2 and "unknown ['trian']" in result.stderr
     result = _main("--action=train")
-    assert result.returncode == 1 and "needs --workdir" in result.stderr
+    assert result.returncode == 2 and "needs --workdir" in result.stderr

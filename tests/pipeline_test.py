@@ -280,6 +280,116 @@ def test_augment_shift_jitter_and_gain():
     np.testing.assert_array_equal(out["frames"], frames_Tx128)
 
 
+def _moved(x_TxK, k, fill):
+    """x moved up by k along its last axis (down for k < 0), filled with `fill`."""
+    out = np.full_like(x_TxK, fill)
+    if k > 0:
+        out[..., k:] = x_TxK[..., :-k]
+    elif k < 0:
+        out[..., :k] = x_TxK[..., -k:]
+    else:
+        out[:] = x_TxK
+    return out
+
+
+def _augment_one(example, shift, jitter, gain_db, bins_per_semitone, silence):
+    """The per-window augmentation the batched one replaced: an independent reference."""
+    out = dict(example)
+    if shift or jitter:
+        out["cqt"] = _moved(example["cqt"], shift * bins_per_semitone + jitter, silence)
+    if shift:
+        out["frames"] = _moved(example["frames"], shift, 0)
+        out["onsets"] = _moved(example["onsets"], shift, 0)
+    if gain_db:
+        cqt_TxF = out["cqt"]
+        shifted = np.maximum(cqt_TxF + np.float32(gain_db / features.DB_SCALE), silence)
+        out["cqt"] = np.where(cqt_TxF <= silence, np.float32(silence), shifted)
+    return out
+
+
+def test_augment_batch_is_augment_of_each_row():
+    """The batched augmentation must equal the per-window one bit for bit, row by row,
+    for the 128-pitch labels and for a sub-range of them that the largest shift reaches."""
+    rng = np.random.default_rng(0)
+    silence = float(np.float32(-2.0))
+    b, t, f = 12, 7, 40
+    cqt_BxTxF = rng.normal(size=(b, t, f)).astype(np.float16)
+    cqt_BxTxF[rng.random((b, t, f)) < 0.3] = silence
+    frames_BxTx128 = (rng.random((b, t, 128)) < 0.2).astype(np.uint8)
+    shift_B = rng.integers(-3, 4, size=b)
+    jitter_B = rng.integers(-2, 3, size=b)
+    gain_B = rng.uniform(-6, 6, size=b)
+    gain_B[:3] = 0.0  # rows without gain are left alone
+    batch = {"cqt": cqt_BxTxF, "frames": frames_BxTx128, "onsets": frames_BxTx128[:, ::-1]}
+    out = pipeline.augment_batch(batch, shift_B, jitter_B, gain_B, 2, silence)
+    lo, hi = 21 - 3, 108 + 3  # the columns the pipeline keeps for shifts up to 3
+    sub = {key: value[..., lo : hi + 1] for key, value in batch.items() if key != "cqt"}
+    out_sub = pipeline.augment_batch(
+        {"cqt": cqt_BxTxF, **sub}, shift_B, jitter_B, gain_B, 2, silence
+    )
+    assert out["cqt"].dtype == np.float32 and out["frames"].dtype == np.uint8
+    for i in range(b):
+        example = {key: value[i] for key, value in batch.items()}
+        example["cqt"] = example["cqt"].astype(np.float32)
+        expected = _augment_one(example, shift_B[i], jitter_B[i], gain_B[i], 2, silence)
+        for key in ("cqt", "frames", "onsets"):
+            np.testing.assert_array_equal(out[key][i], expected[key], err_msg=f"{key} row {i}")
+        for key in ("frames", "onsets"):
+            np.testing.assert_array_equal(
+                out_sub[key][i][:, 21 - lo : 109 - lo],
+                expected[key][:, 21:109],
+                err_msg=f"{key} row {i}, pitches {lo}..{hi}",
+            )
+
+
+def test_chunk_source_reads_what_tfds_decodes(dataset):
+    """ChunkSource's views of the stored bytes must equal TFDS's decoding of every record."""
+    for split in ("train", "validation"):
+        source, _ = records.open_split(dataset, split)
+        chunks = pipeline.ChunkSource(source)
+        assert chunks.specs is not None and len(chunks) == len(source)
+        for i in range(len(source)):
+            expected, got = source[i], chunks[i]
+            for key in ("cqt", "frames", "onsets", "piece_id", "start_frame", "num_frames"):
+                assert np.asarray(got[key]).dtype == np.asarray(expected[key]).dtype, key
+                np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+
+@pytest.mark.parametrize("only_note_names", [False, True])
+def test_shifted_labels_are_the_stored_labels_moved(dataset, only_note_names):
+    """With the default pitch shift, each window's labels must be its stored 128-pitch
+    labels moved by one shift in [-2, 2], then folded to the model's outputs."""
+    config = _like(
+        dataset, **{"data.only_note_names": only_note_names, "data.windows_per_chunk": 2}
+    )
+    d = config.data
+    rolls = _piece_rolls(config, "train")
+    shifts = set()
+    for batch in _take(pipeline.make_train_iter(config), 6):
+        for i, pid in enumerate(batch["piece_id"]):
+            start, valid = int(batch["start_frame"][i]), int(batch["mask"][i].sum())
+            stored = {"frames": rolls[pid][0], "onsets": rolls[pid][1]}
+            candidates = []
+            for k in range(-2, 3):
+                moved = {
+                    key: _moved(roll[start : start + valid], k, 0) for key, roll in stored.items()
+                }
+                if all(
+                    np.array_equal(
+                        batch[key][i, :valid],
+                        labels_lib.fold_pitches(
+                            moved[key], d.min_pitch, d.max_pitch, only_note_names
+                        ),
+                    )
+                    for key in stored
+                ):
+                    candidates.append(k)
+            assert candidates, f"window {i}: labels are no shift of the stored ones"
+            if len(candidates) == 1:
+                shifts.add(candidates[0])
+    assert len(shifts) >= 3, shifts
+
+
 @pytest.mark.parametrize(
     "overrides, field",
     [

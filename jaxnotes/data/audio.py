@@ -20,6 +20,7 @@ class AudioError(ValueError):
 def audio_info(path: str) -> tuple[int, int]:
     """Returns (sample_rate, num_samples) of a file without decoding it all."""
     _check_exists(path)
+    check_wav_complete(path)
     try:
         info = sf.info(path)
     except (sf.LibsndfileError, RuntimeError):
@@ -33,7 +34,9 @@ def check_wav_complete(path: str) -> None:
     """Raises `AudioError` when a WAV file is shorter than its header says.
 
     libsndfile reads a cut-off WAV without complaint (it just returns fewer
-    samples), so an interrupted copy would otherwise pass as a short recording.
+    samples), so an interrupted copy would otherwise pass as a short recording. One
+    policy for every reader (the dataset builder, transcription, the API): a truncated
+    WAV is an error naming the file and how much is missing.
     """
     if not path.lower().endswith(".wav") or not os.path.exists(path):
         return
@@ -92,6 +95,7 @@ def _check_exists(path: str) -> None:
 
 def _decode(path: str) -> tuple[np.ndarray, int]:
     _check_exists(path)
+    check_wav_complete(path)
     try:
         data, sr = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as sf_error:
@@ -114,8 +118,10 @@ def _decode_with_audioread(path: str, sf_error: Exception) -> tuple[np.ndarray, 
                 sr, channels = f.samplerate, f.channels
                 pcm = b"".join(f)
     except Exception as e:  # audioread raises many unrelated types for bad input
+        why = str(e) or "no audioread backend (ffmpeg, GStreamer) recognised the format"
         raise AudioError(
-            f"{path}: not a readable audio file ({sf_error}; {type(e).__name__}: {e})"
+            f"{path}: not a readable audio file (libsndfile: {_first_line(sf_error)}; "
+            f"audioread: {why})"
         ) from e
     data = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
     if channels > 1:
@@ -123,3 +129,9 @@ def _decode_with_audioread(path: str, sf_error: Exception) -> tuple[np.ndarray, 
     else:
         data = data[:, None]
     return data, int(sr)
+
+
+def _first_line(error: Exception) -> str:
+    """libsndfile's message without the file name it repeats."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text.split(": ", 1)[-1] if text.startswith("Error opening") else text

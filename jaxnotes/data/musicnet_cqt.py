@@ -145,6 +145,14 @@ class _Checked:
     seconds: float
 
 
+class _LocalInfo(tfds.core.DatasetInfo):
+    """DatasetInfo of a dataset that is never on TFDS's GCS bucket: skips the bucket lookup,
+    which leaves an empty /tmp/tmp*tfds folder behind on every build."""
+
+    def initialize_from_bucket(self) -> None:
+        pass
+
+
 class MusicnetCqt(tfds.core.GeneratorBasedBuilder):
     """CQT chunks of a MusicNet-layout folder (see the module docstring)."""
 
@@ -173,7 +181,7 @@ class MusicnetCqt(tfds.core.GeneratorBasedBuilder):
         # compresses the mostly-zero label rolls on its own.
         enc = tfds.features.Encoding.BYTES
         roll = tfds.features.Tensor(shape=(chunk, NUM_MIDI_PITCHES), dtype=np.uint8, encoding=enc)
-        return tfds.core.DatasetInfo(
+        return _LocalInfo(
             builder=self,
             description="CQT chunks and 128-pitch piano rolls of a MusicNet-layout folder.",
             features=tfds.features.FeaturesDict(

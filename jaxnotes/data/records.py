@@ -104,9 +104,7 @@ def dataset_dir(config, part: str) -> str:
     """
     source = source_dir(config)
     cfg = musicnet_cqt.builder_config(config, part)
-    path = dataset_path(
-        source_data_dir(config.data.cache_dir, source), cfg
-    )
+    path = dataset_path(source_data_dir(config.data.cache_dir, source), cfg)
     if not os.path.exists(os.path.join(path, "dataset_info.json")):
         raise DatasetNotPreparedError(
             f"no {part} records of {source} with these config.cqt/config.data settings "

@@ -232,7 +232,9 @@ def run_test(config, workdir: str) -> dict:
     from jaxnotes.data import pipeline, records, spec
     from jaxnotes.train import checkpoint
 
-    model, meta, model_config, step = checkpoint.load_model(workdir, dev=config.eval.test_dev)
+    model, meta, model_config, step = checkpoint.load_model(
+        workdir, dev=config.eval.test_dev, fallback=config.eval.fallback_checkpoint
+    )
     spec.check_same_inputs(model_config, config, f"the model in {workdir}")
     metrics.validate_thresholds(config.eval.thresholds)
     metrics.validate_allowed_errors(config.eval.allowed_errors)

@@ -39,6 +39,7 @@ class Model(nnx.Module):
         time_kernel_frames: int,
         dropout: float,
         mlp_dims: Sequence[int],
+        compute_dtype: str,
     ):
         """Builds the model; arguments are the `config.model` fields (their defaults live in
         configs/, the one home of model settings).
@@ -49,6 +50,8 @@ class Model(nnx.Module):
           c, freq_kernel_semitones, time_kernel_frames: the front end (layers.FrontEnd).
           dropout: rate after each hidden layer.
           mlp_dims: widths of the hidden layers (may be empty).
+          compute_dtype: 'float32' or 'bfloat16', the dtype of activations and matmuls
+            (layers.COMPUTE_DTYPES); parameters are float32 and the logits float32 either way.
         """
         layers.require(0 <= dropout < 1, "dropout", dropout, "a rate in [0, 1)")
         layers.require(
@@ -57,6 +60,7 @@ class Model(nnx.Module):
             mlp_dims,
             "a sequence of positive ints",
         )
+        dtype = layers.compute_dtype(compute_dtype)
         self.meta = meta
         self.front = layers.FrontEnd(
             meta.n_bins,
@@ -64,15 +68,20 @@ class Model(nnx.Module):
             c=c,
             freq_kernel_semitones=freq_kernel_semitones,
             time_kernel_frames=time_kernel_frames,
+            dtype=dtype,
             rngs=rngs,
         )
         dims = [self.front.out_features, *mlp_dims]
         self.hidden = nnx.List(
-            [nnx.Linear(d_in, d_out, rngs=rngs) for d_in, d_out in itertools.pairwise(dims)]
+            [
+                nnx.Linear(d_in, d_out, dtype=dtype, rngs=rngs)
+                for d_in, d_out in itertools.pairwise(dims)
+            ]
         )
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
-        self.frame_head = nnx.Linear(dims[-1], meta.n_pitches, rngs=rngs)
-        self.onset_head = nnx.Linear(dims[-1], meta.n_pitches, rngs=rngs)
+        # float32 logits whatever the compute dtype (layers.Head).
+        self.frame_head = layers.Head(dims[-1], meta.n_pitches, rngs=rngs)
+        self.onset_head = layers.Head(dims[-1], meta.n_pitches, rngs=rngs)
 
     def receptive_field(self) -> tuple[int, int]:
         """(past, future) frames of input an output frame depends on (exact)."""
@@ -80,7 +89,7 @@ class Model(nnx.Module):
         return self.front.receptive_field()
 
     def __call__(self, cqt_BxTxF: jax.Array) -> dict[str, jax.Array]:
-        """Frame and onset logits_BxTxP for cqt_BxTxF (any T >= 1)."""
+        """Frame and onset logits_BxTxP (float32) for cqt_BxTxF (any T >= 1)."""
         x_BxTxD = self.front(cqt_BxTxF)
         for linear in self.hidden:
             x_BxTxD = self.dropout(nnx.relu(linear(x_BxTxD)))

@@ -7,6 +7,13 @@ Shape legend: B batch, T frames, F CQT bins, P pitches, D width, H heads, K head
 width, C channels (or key context in attention), N attention blocks, Q queries per
 block.
 
+Mixed precision (`config.model.compute_dtype`, `compute_dtype()` below): parameters are
+always stored in float32 (`param_dtype`, so the optimizer and checkpoints are the same
+whatever the compute dtype); blocks given `dtype=bfloat16` cast their input and
+parameters to it and compute in it, except where precision matters: attention's softmax,
+LayerNorm statistics (flax computes them in float32) and the output heads (`Head`), whose
+logits are float32 so the loss and metrics are too.
+
 Every block here is translation-equivariant in time (no absolute frame index
 reaches an output), and all but the long-range masks are local, so an output
 frame depends only on the bounded neighbourhood that a model's
@@ -31,6 +38,8 @@ CHANNELS_PER_C = 3
 MASK_VALUE = -1e9
 # Base of the geometric frequency ladder of the sinusoids (Vaswani et al.).
 _SINUSOID_BASE = 10_000.0
+# config.model.compute_dtype values: the dtype of activations and matmuls.
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 def require(ok: bool, field: str, value: object, expected: str) -> None:
@@ -49,6 +58,32 @@ def require(ok: bool, field: str, value: object, expected: str) -> None:
 def is_positive_int(value: object) -> bool:
     """True for ints >= 1 (numpy ints included, bools excluded)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def compute_dtype(name: object) -> jnp.dtype:
+    """The jnp dtype of `config.model.compute_dtype` (a name in COMPUTE_DTYPES).
+
+    Raises:
+      ValueError: naming config.model.compute_dtype, for any other value.
+    """
+    require(name in COMPUTE_DTYPES, "compute_dtype", name, f"one of {COMPUTE_DTYPES}")
+    return jnp.dtype(name)
+
+
+class Head(nnx.Linear):
+    """An output layer that computes in float32 whatever the model's compute dtype.
+
+    x_BxTxD (any float dtype) -> logits_BxTxP float32: the loss (BCE with logits) and the
+    metrics (logit >= 0) read these directly, and a logit rounded to bfloat16's 8-bit
+    mantissa would move the loss; the layer is D x P, a small part of a model's FLOPs.
+    An nnx.Linear (parameters `kernel`, `bias`), so stored weights load unchanged.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs):
+        super().__init__(in_features, out_features, dtype=jnp.float32, rngs=rngs)
+
+    def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+        return super().__call__(x_BxTxD.astype(jnp.float32))
 
 
 def odd_kernel_bins(span_semitones: float, bins_per_semitone: float) -> int:
@@ -72,7 +107,8 @@ class FrontEnd(nnx.Module):
     `freq_kernel_semitones` (and optionally `time_kernel_frames` frames), the second
     3 bins at half resolution. With 4 bins per semitone the output has one
     position per semitone. D = ceil(ceil(F / 2) / 2) * CHANNELS_PER_C * c. Time
-    edges are zero-padded, so T is preserved.
+    edges are zero-padded, so T is preserved. The input is cast to `dtype`, the compute
+    dtype of the output (parameters stay float32).
     """
 
     def __init__(
@@ -83,6 +119,7 @@ class FrontEnd(nnx.Module):
         c: int,
         freq_kernel_semitones: float,
         time_kernel_frames: int,
+        dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
         require(is_positive_int(c), "c", c, "a positive integer")
@@ -109,6 +146,7 @@ class FrontEnd(nnx.Module):
             kernel_size=(time_kernel_frames, freq_bins),
             strides=(1, 2),
             padding=((self.time_past, self.time_future), (freq_bins // 2, freq_bins // 2)),
+            dtype=dtype,
             rngs=rngs,
         )
         self.conv2 = nnx.Conv(
@@ -117,8 +155,10 @@ class FrontEnd(nnx.Module):
             kernel_size=(1, 3),
             strides=(1, 2),
             padding=((0, 0), (1, 1)),
+            dtype=dtype,
             rngs=rngs,
         )
+        self.dtype = dtype
         self.out_features = math.ceil(math.ceil(n_bins / 2) / 2) * channels
 
     def receptive_field(self) -> tuple[int, int]:
@@ -126,7 +166,7 @@ class FrontEnd(nnx.Module):
         return self.time_past, self.time_future
 
     def __call__(self, cqt_BxTxF: jax.Array) -> jax.Array:
-        x_BxTxFxC = nnx.relu(self.conv1(cqt_BxTxF[..., None]))
+        x_BxTxFxC = nnx.relu(self.conv1(cqt_BxTxF.astype(self.dtype)[..., None]))
         x_BxTxFxC = nnx.relu(self.conv2(x_BxTxFxC))
         b, t, f, c = x_BxTxFxC.shape
         return x_BxTxFxC.reshape(b, t, f * c)
@@ -140,7 +180,14 @@ class ConvPositionalEncoding(nnx.Module):
     window's edge where they are.
     """
 
-    def __init__(self, features: int, kernel_frames: int, *, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        features: int,
+        kernel_frames: int,
+        *,
+        dtype: jnp.dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
         require(
             is_positive_int(kernel_frames),
             "pos_conv_frames",
@@ -155,6 +202,7 @@ class ConvPositionalEncoding(nnx.Module):
             kernel_size=(kernel_frames,),
             padding=((self.past, self.future),),
             feature_group_count=features,
+            dtype=dtype,
             rngs=rngs,
         )
 

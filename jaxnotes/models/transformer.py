@@ -19,7 +19,7 @@ F2 = ceil(ceil(n_bins / 2) / 2), A = num_heads * head_dim:
 So it depends on n_bins, bins_per_semitone, n_pitches, c, freq_kernel_semitones,
 time_kernel_frames, embed_dim, num_heads * head_dim, mlp_dim, num_layers and
 pos_encoding; not on frames_per_second, the attention window, lookahead,
-long_range, dropout or T. The default config (n_bins=384 = 48 bins/octave x 8
+long_range, dropout, compute_dtype or T. The default config (n_bins=384 = 48 bins/octave x 8
 octaves, 4 bins/semitone, P=88, c=3) has 1,782,890 parameters, the original's
 "1.8M" (it had one 96-way head instead of two 88-way heads).
 
@@ -42,6 +42,7 @@ Long range ('long_range', applied to the last block only; the others stay local)
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from jaxnotes.data import Meta
@@ -74,10 +75,12 @@ def window_frames(
 class Attention(nnx.Module):
     """Multi-head self-attention with an explicit mask layout chosen per call."""
 
-    def __init__(self, embed_dim: int, num_heads: int, head_dim: int, *, rngs: nnx.Rngs):
+    def __init__(
+        self, embed_dim: int, num_heads: int, head_dim: int, *, dtype: jnp.dtype, rngs: nnx.Rngs
+    ):
         self.num_heads, self.head_dim = num_heads, head_dim
-        self.qkv = nnx.Linear(embed_dim, 3 * num_heads * head_dim, rngs=rngs)
-        self.out = nnx.Linear(num_heads * head_dim, embed_dim, rngs=rngs)
+        self.qkv = nnx.Linear(embed_dim, 3 * num_heads * head_dim, dtype=dtype, rngs=rngs)
+        self.out = nnx.Linear(num_heads * head_dim, embed_dim, dtype=dtype, rngs=rngs)
 
     def __call__(self, x_BxTxD: jax.Array, attend: AttendFn) -> jax.Array:
         b, t, _ = x_BxTxD.shape
@@ -98,13 +101,14 @@ class Block(nnx.Module):
         mlp_dim: int,
         dropout: float,
         *,
+        dtype: jnp.dtype,
         rngs: nnx.Rngs,
     ):
-        self.attn_norm = nnx.LayerNorm(embed_dim, rngs=rngs)
-        self.attn = Attention(embed_dim, num_heads, head_dim, rngs=rngs)
-        self.mlp_norm = nnx.LayerNorm(embed_dim, rngs=rngs)
-        self.mlp_in = nnx.Linear(embed_dim, mlp_dim, rngs=rngs)
-        self.mlp_out = nnx.Linear(mlp_dim, embed_dim, rngs=rngs)
+        self.attn_norm = nnx.LayerNorm(embed_dim, dtype=dtype, rngs=rngs)
+        self.attn = Attention(embed_dim, num_heads, head_dim, dtype=dtype, rngs=rngs)
+        self.mlp_norm = nnx.LayerNorm(embed_dim, dtype=dtype, rngs=rngs)
+        self.mlp_in = nnx.Linear(embed_dim, mlp_dim, dtype=dtype, rngs=rngs)
+        self.mlp_out = nnx.Linear(mlp_dim, embed_dim, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
     def __call__(self, x_BxTxD: jax.Array, attend: AttendFn) -> jax.Array:
@@ -136,6 +140,7 @@ class Model(nnx.Module):
         pos_conv_frames: int,
         long_range: str,
         long_range_stride_s: float,
+        compute_dtype: str,
         block_frames: int = 128,
     ):
         """Builds the model; arguments are the `config.model` fields (their defaults live in
@@ -154,6 +159,8 @@ class Model(nnx.Module):
           pos_conv_frames: kernel width of the 'conv' positional encoding.
           long_range: 'none', 'full' or 'criss_cross' (module docstring).
           long_range_stride_s: the 'criss_cross' stride.
+          compute_dtype: 'float32' or 'bfloat16', the dtype of activations and matmuls
+            (layers.COMPUTE_DTYPES); parameters are float32 and the logits float32 either way.
           block_frames: query block of the linear-memory local attention; changes
             compute layout only, not results (beyond float round-off).
         """
@@ -167,6 +174,7 @@ class Model(nnx.Module):
         ):
             layers.require(layers.is_positive_int(value), field, value, "a positive int")
         layers.require(0 <= dropout < 1, "dropout", dropout, "a rate in [0, 1)")
+        dtype = layers.compute_dtype(compute_dtype)
         layers.require(pos_encoding in POS_ENCODINGS, "pos_encoding", pos_encoding, POS_ENCODINGS)
         layers.require(long_range in LONG_RANGE, "long_range", long_range, LONG_RANGE)
         layers.require(
@@ -204,24 +212,26 @@ class Model(nnx.Module):
             c=c,
             freq_kernel_semitones=freq_kernel_semitones,
             time_kernel_frames=time_kernel_frames,
+            dtype=dtype,
             rngs=rngs,
         )
-        self.embed = nnx.Linear(self.front.out_features, embed_dim, rngs=rngs)
+        self.embed = nnx.Linear(self.front.out_features, embed_dim, dtype=dtype, rngs=rngs)
         self.embed_dropout = nnx.Dropout(dropout, rngs=rngs)
         self.pos_conv = (
-            layers.ConvPositionalEncoding(embed_dim, pos_conv_frames, rngs=rngs)
+            layers.ConvPositionalEncoding(embed_dim, pos_conv_frames, dtype=dtype, rngs=rngs)
             if pos_encoding == "conv"
             else None
         )
         self.blocks = nnx.List(
             [
-                Block(embed_dim, num_heads, head_dim, mlp_dim, dropout, rngs=rngs)
+                Block(embed_dim, num_heads, head_dim, mlp_dim, dropout, dtype=dtype, rngs=rngs)
                 for _ in range(num_layers)
             ]
         )
-        self.final_norm = nnx.LayerNorm(embed_dim, rngs=rngs)
-        self.frame_head = nnx.Linear(embed_dim, meta.n_pitches, rngs=rngs)
-        self.onset_head = nnx.Linear(embed_dim, meta.n_pitches, rngs=rngs)
+        self.final_norm = nnx.LayerNorm(embed_dim, dtype=dtype, rngs=rngs)
+        # float32 logits whatever the compute dtype (layers.Head).
+        self.frame_head = layers.Head(embed_dim, meta.n_pitches, rngs=rngs)
+        self.onset_head = layers.Head(embed_dim, meta.n_pitches, rngs=rngs)
 
     def receptive_field(self) -> tuple[int, int]:
         """(past, future) frames of input an output frame depends on (exact).
@@ -261,7 +271,7 @@ class Model(nnx.Module):
         return layers.dense_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, mask_TxT, rotary=self.rotary)
 
     def __call__(self, cqt_BxTxF: jax.Array) -> dict[str, jax.Array]:
-        """Frame and onset logits_BxTxP for cqt_BxTxF (any T >= 1)."""
+        """Frame and onset logits_BxTxP (float32) for cqt_BxTxF (any T >= 1)."""
         x_BxTxD = self.embed_dropout(self.embed(self.front(cqt_BxTxF)))
         if self.pos_conv is not None:
             x_BxTxD = self.pos_conv(x_BxTxD)

@@ -19,7 +19,7 @@ from absl import logging
 
 from jaxnotes import files
 from jaxnotes.data import pipeline, spec
-from jaxnotes.train import checkpoint, metric_writer, optim, parallel, preemption, steps
+from jaxnotes.train import checkpoint, flops, metric_writer, optim, parallel, preemption, steps
 
 # Validation numbers that can choose the dev model (config.dev_metric).
 DEV_METRICS = tuple(
@@ -28,6 +28,9 @@ DEV_METRICS = tuple(
 )
 # The loss is never perfectly zero; counts and norms may be, so only these are checked.
 _FINITE_KEYS = ("loss_sum", "grad_norm")
+# The checkpoint `info` key holding the train metrics of steps not yet logged. Older
+# checkpoints lack it and resume with an empty window (a shorter first average).
+WINDOW_KEY = "train_window"
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -83,10 +86,17 @@ class _Run:
             self.dev_mngr = checkpoint.make_manager(dev_dir, max_to_keep=1)
         self.writer = None
         self.pending: list[tuple[int, dict]] = []  # (step, device metrics) not yet fetched
-        self.window: list[tuple[int, dict]] = []  # fetched, not yet logged
+        self.flops_per_step: float | None = None  # counted at the first step (0.0: unknown)
+        # Fetched, not yet logged; saved with each checkpoint, so that a resumed run logs the
+        # averages over the same steps as an uninterrupted one.
+        self.window: list[tuple[int, dict]] = []
         self.last_val: dict[str, float] = {}
         # The dropout base key; each step folds its own number into it.
-        self.rng = jax.device_put(jax.random.key(config.seed + 1), parallel.replicated(self.mesh))
+        # Made by a jitted function, not device_put: with several processes the mesh holds
+        # devices this process cannot address, which device_put refuses.
+        self.rng = jax.jit(
+            lambda: jax.random.key(config.seed + 1), out_shardings=parallel.replicated(self.mesh)
+        )()
 
     def info(self) -> dict[str, Any]:
         """The JSON saved with each checkpoint: config, meta and the loop state."""
@@ -109,12 +119,13 @@ class _Run:
         else:
             self.state, info = restored
             self.loop = LoopState(**info["loop"])
+            self.window = [(int(step), m) for step, m in info.get(WINDOW_KEY, [])]
             diffs = files.config_diff(info["config"], files.config_to_dict(self.config))
             if diffs:
                 logging.warning("resuming with a changed config:\n  %s", "\n  ".join(diffs))
         if jax.process_index() == 0:
             files.write_run_files(self.workdir, self.config, self.meta)
-        self.step = int(self.state.step)
+        self.step = self.start_step = int(self.state.step)
         self.writer = metric_writer.MetricWriter(self.workdir, resume_step=self.step)
         logging.info(
             "%s; %d steps per epoch; starting at step %d of %d in %s",
@@ -133,14 +144,46 @@ class _Run:
         """
         for step, m in jax.device_get(self.pending):
             if not all(math.isfinite(float(m[k])) for k in _FINITE_KEYS):
-                raise TrainingDivergedError(
-                    f"non-finite training loss at step {step} (loss sum {float(m['loss_sum'])}, "
-                    f"grad norm {float(m['grad_norm'])}); stopped without saving it. The last "
-                    f"good checkpoint is step {self.mngr.latest_step()} in "
-                    f"{self.mngr.directory}. Check the data for NaN/Inf, or lower config.optim.lr."
-                )
+                raise TrainingDivergedError(self._diverged_message(step, m))
             self.window.append((step, m))
         self.pending.clear()
+
+    def _diverged_message(self, step: int, m: dict) -> str:
+        what = (
+            f"non-finite training loss at step {step} (loss sum {float(m['loss_sum'])}, grad "
+            f"norm {float(m['grad_norm'])}); stopped without saving it."
+        )
+        last_good = self.mngr.latest_step()
+        if last_good is None:
+            first_save = min(
+                self.config.checkpoint_every_steps, self.steps_per_epoch, self.total_steps
+            )
+            return (
+                f"{what} No checkpoint was saved yet (the first save is at step {first_save}), "
+                "so a rerun starts afresh: lower config.optim.lr, lengthen "
+                "config.optim.warmup_steps or lower config.optim.clip_norm, and check the data "
+                "for NaN/Inf."
+            )
+        return (
+            f"{what} The last good checkpoint is step {last_good} in {self.mngr.directory}. "
+            "Check the data for NaN/Inf, or lower config.optim.lr."
+        )
+
+    def window_info(self) -> list:
+        """The unlogged window as JSON: [[step, {metric: float}], ...], exact float64 values."""
+        return [[step, {k: float(v) for k, v in m.items()}] for step, m in self.window]
+
+    def count_flops(self, device_batch) -> float:
+        """XLA's FLOPs of one train step (all devices), for perf/tflops and perf/mfu; 0.0
+        when XLA cannot count them (then those are not logged)."""
+        try:
+            count = flops.step_flops(self.train_fn, self.state, device_batch, self.rng)
+        except Exception as e:  # a missing cost model must never stop training
+            logging.warning("no FLOP count for the train step (%s)", e)
+            count = None
+        if count:
+            logging.info("train step: %.2f GFLOP (XLA's count, all devices)", count / 1e9)
+        return float(count or 0.0)
 
     def log_train(self, timer: dict[str, float], bar: tqdm.tqdm) -> None:
         self.fetch()
@@ -148,6 +191,8 @@ class _Run:
             return
         window, last_step = self.window, self.window[-1][0]
         totals = {k: sum(np.float64(m[k]) for _, m in window) for k in window[0][1]}
+        # Speeds count the steps this process ran, not those restored with a checkpoint.
+        timed = [m for step, m in window if step > self.start_step]
         elapsed = time.perf_counter() - timer["start"] - timer["paused"]
         scalars = {f"train/{k}": v for k, v in steps.summarize(totals).items()}
         for k in ("grad_norm", "update_norm"):
@@ -155,9 +200,18 @@ class _Run:
         scalars["train/param_norm"] = float(window[-1][1]["param_norm"])
         scalars["train/learning_rate"] = float(self.schedule(last_step - 1))
         scalars["train/epoch"] = last_step / self.steps_per_epoch
-        scalars["perf/steps_per_sec"] = len(window) / elapsed
-        scalars["perf/frames_per_sec"] = totals["frame_count"] / elapsed
+        scalars["perf/steps_per_sec"] = len(timed) / elapsed
+        scalars["perf/frames_per_sec"] = sum(float(m["frame_count"]) for m in timed) / elapsed
         scalars["perf/data_wait_fraction"] = timer["data"] / elapsed
+        scalars.update(
+            flops.throughput_metrics(
+                self.flops_per_step or None,
+                len(timed),
+                elapsed,
+                self.config.model.compute_dtype,
+                prefix="perf/",
+            )
+        )
         self.writer.write(last_step, scalars)
         loss, fps = scalars["train/loss"], scalars["perf/frames_per_sec"]
         bar.set_postfix(loss=f"{loss:.4f}", frames_per_sec=f"{fps:.0f}")
@@ -205,9 +259,12 @@ class _Run:
                 start = time.perf_counter()
                 batch = next(self.train_iter)
                 timer["data"] += time.perf_counter() - start
-                self.state, metrics = self.train_fn(
-                    self.state, steps.to_device(batch, self.mesh), self.rng
-                )
+                device_batch = steps.to_device(batch, self.mesh)
+                if self.flops_per_step is None:
+                    start = time.perf_counter()
+                    self.flops_per_step = self.count_flops(device_batch)
+                    timer["paused"] += time.perf_counter() - start
+                self.state, metrics = self.train_fn(self.state, device_batch, self.rng)
                 self.step += 1
                 self.pending.append((self.step, metrics))
                 bar.update(1)
@@ -225,7 +282,7 @@ class _Run:
                 periodic = self.step % config.checkpoint_every_steps == 0
                 if periodic or epoch_end or last or preempted or self.loop.stopped_early:
                     self.fetch()
-                    info = self.info()
+                    info = {**self.info(), WINDOW_KEY: self.window_info()}
                     checkpoint.save(
                         self.mngr, self.step, self.state, info=info, data_iter=self.train_iter
                     )
@@ -274,7 +331,8 @@ def train_and_evaluate(
     """Trains (and with `validate`, validates every epoch) in `workdir`, resuming if possible.
 
     Restarting the same command after a kill at any point continues from the latest
-    checkpoint and ends with the same parameters as an uninterrupted run.
+    checkpoint and ends with the same parameters and the same logged metrics (timings
+    aside) as an uninterrupted run: a checkpoint holds the train metrics not yet logged.
 
     Args:
       config: the full config (see configs/common.py).

@@ -6,6 +6,12 @@ explicit shardings (state replicated, batch split over 'data'), so the same code
 one CPU and on N devices. Metrics leave the device as counts (loss sum, frames,
 TP/FP/FN), so sums over batches and devices are exact. Must not import the data
 pipeline or the loop. Legend: B batch, T frames, F CQT bins, P pitches.
+
+Mixed precision (`config.model.compute_dtype='bfloat16'`) lives in the model: its layers
+cast the float32 parameters and activations to bfloat16 for their matmuls, and its heads
+return float32 logits. So the parameters, their gradients and the optimizer state here
+are float32 whatever the compute dtype, and the loss and counts are computed in float32.
+FLOPs per step and MFU: jaxnotes/train/flops.py on `compile_steps`' train function.
 """
 
 import functools

@@ -47,6 +47,11 @@ def parse_args(argv):
     )
     src.add_argument("--checkpoint", help="a checkpoint folder inside a workdir")
     p.add_argument("--dev", action="store_true", help="use the best validation (dev) model")
+    p.add_argument(
+        "--fallback",
+        action="store_true",
+        help="if the checkpoint is damaged, use the newest intact older one",
+    )
     p.add_argument("-o", "--output", help="MIDI file (one song) or folder (default: ./SONG.mid)")
     p.add_argument("--csv", help="notes CSV (default: beside the MIDI file)")
     p.add_argument("--piano-roll", nargs="?", const="", help="also write a PNG piano roll")
@@ -63,6 +68,14 @@ def parse_args(argv):
     live.add_argument("--stdin-channels", type=int, default=1)
     live.add_argument("--input-device", help="sound card input (name or index; sounddevice)")
     live.add_argument("--midi-out", help="send events to this MIDI output port (mido+rtmidi)")
+    p.add_argument(
+        "--cqt",
+        choices=features.CQT_BACKENDS,
+        default="auto",
+        help="offline CQT: 'jax' (jit-compiled, within 0.4 dB of librosa's; fastest on a GPU "
+        "or for long files), 'librosa' (the one the training records used), or 'auto' (jax on "
+        "an accelerator, librosa on a CPU; the default)",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
     if args.input_device is not None:
@@ -105,7 +118,9 @@ def load(args):
     else:
         if not os.path.isdir(workdir):
             raise UserError(f"--workdir {workdir}: no such folder (a training run's workdir)")
-        model, meta, config, step = checkpoint.load_model(workdir, dev=dev, step=step)
+        model, meta, config, step = checkpoint.load_model(
+            workdir, dev=dev, step=step, fallback=args.fallback
+        )
         origin = f"step {step}{' (dev)' if dev else ''} from {workdir}"
         tuned, tuned_source = files.read_thresholds(workdir), files.thresholds_path(workdir)
     cqt = features.CqtConfig.from_config(config.cqt)
@@ -178,6 +193,8 @@ def _main(args) -> int:
     paths = [
         outputs.outputs_for(song, args.output, args.csv, args.piano_roll, several) for song in songs
     ]
+    for path in (p for out in paths for p in out.values() if p):
+        files.check_writable(path)  # an unwritable -o fails now, not after the transcription
     sources.check_live_extras(args.input_device is not None, bool(args.midi_out))
     model, meta, cqt, settings, what, segments = load(args)
     print(f"{PROG}: {what}", file=sys.stderr)
@@ -188,7 +205,7 @@ def _main(args) -> int:
             notes, seconds = _stream(args, song, model, meta, cqt, settings)
         else:
             notes, seconds, probs = session.transcribe_file(
-                song, model, meta, cqt, settings, segments
+                song, model, meta, cqt, settings, segments, args.cqt
             )
         outputs.write_outputs(out, notes, meta, program=args.program, tempo=args.tempo, probs=probs)
         took = time.perf_counter() - begin

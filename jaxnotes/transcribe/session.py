@@ -94,9 +94,12 @@ def transcribe_stream(
     return decode.events_to_notes(events, program=program), received / rate
 
 
-def transcribe_file(song: str, model, meta, cqt, settings: dict, segments=None):
+def transcribe_file(
+    song: str, model, meta, cqt, settings: dict, segments=None, cqt_backend: str = "auto"
+):
     """Offline: (notes, seconds, probs or None); long files go chunk by chunk (models with a
-    bounded context; others run on `segments` of the whole file)."""
+    bounded context; others run on `segments` of the whole file). `cqt_backend`: see
+    `features.compute_cqt` (the chunked path uses the streaming CQT)."""
     rate, num_samples = audio.audio_info(song)
     sources.check_rate(song, rate, cqt)
     seconds = num_samples / rate
@@ -107,7 +110,7 @@ def transcribe_file(song: str, model, meta, cqt, settings: dict, segments=None):
         )
         return notes, seconds, None
     samples_S = audio.load_audio(song, cqt.sr)
-    cqt_TxF = features.compute_cqt(samples_S, cqt)
+    cqt_TxF = features.compute_cqt(samples_S, cqt, cqt_backend)
     frame_TxP, onset_TxP = runner.predict_offline(model, cqt_TxF, segments=segments)
     notes = decode.frames_to_notes(frame_TxP, onset_TxP, meta, **settings)
     return notes, len(samples_S) / cqt.sr, (frame_TxP, onset_TxP)

@@ -133,8 +133,19 @@ def ensure_corpus(data_config, progress: bool = True) -> str:
         from jaxnotes.data.corpus import piano
 
         samples = piano.ensure_samples(os.path.expanduser(data_config.cache_dir), progress)
-    for folder in ("train_data", "train_labels", "test_data", "test_labels", "midi", PIECES_DIR):
+    for folder in (
+        "",
+        "train_data",
+        "train_labels",
+        "test_data",
+        "test_labels",
+        "midi",
+        PIECES_DIR,
+    ):
         os.makedirs(os.path.join(root, folder), exist_ok=True)
+        # Temporary files of a build killed mid-write (one builder at a time per corpus).
+        for leftover in files.remove_leftovers(os.path.join(root, folder)):
+            log.info("removed %s, left by an interrupted render", leftover)
     from tqdm import tqdm  # deferred, like music21: a complete corpus needs neither
 
     todo = [p for p in pieces if not os.path.exists(_row_path(root, p))]

@@ -192,14 +192,29 @@ def _write_midi(events: list[scores.Event], path: str) -> None:
     midi.write_midi(path, notes, tracks=[e.track for e in events])
 
 
+def _dies_with_parent(command: list[str]) -> list[str]:
+    """`command` run so that the kernel kills it when this process dies (util-linux's
+    setpriv, Linux), so a render killed with -9 leaves no fluidsynth writing into the corpus.
+    Done by exec, not `preexec_fn`: Python code between fork and exec can deadlock when
+    other threads (JAX's) hold locks."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *command] if setpriv else command
+
+
 def _render(fluidsynth: str, soundfont: str, midi_path: str, piece: Piece) -> np.ndarray:
     """Mono float32 audio of a MIDI file at SAMPLE_RATE."""
-    wav = f"{midi_path}.{os.getpid()}.wav"
+    folder, name = os.path.split(midi_path)
+    wav = os.path.join(folder, f".{name}.tmp{os.getpid()}.wav")  # files.remove_leftovers cleans it
     command = [fluidsynth, "-ni", "-q", "-F", wav, "-r", str(SAMPLE_RATE), "-O", "float"]
     # Dynamic sample loading decodes only the presets used: loading all of
     # MuseScore_General.sf3 takes ~17 s, its few presets ~2 s (same output).
     command += ["-T", "wav", "-o", "synth.dynamic-sample-loading=1", soundfont, midi_path]
-    result = subprocess.run(command, capture_output=True, text=True)
+    try:
+        result = subprocess.run(_dies_with_parent(command), capture_output=True, text=True)
+    except BaseException:
+        if os.path.exists(wav):
+            os.remove(wav)
+        raise
     if result.returncode != 0 or not os.path.exists(wav):
         raise CorpusError(
             f"{piece.path}: fluidsynth failed ({result.returncode}): {result.stderr[-500:]}"
