@@ -151,6 +151,7 @@ def _time_train(pipeline, config, label: str) -> None:
 
 def main(argv):
     del argv
+    from jaxnotes.data import chunks as chunks_lib
     from jaxnotes.data import pipeline, records
 
     config = _CONFIG.value
@@ -181,7 +182,7 @@ def main(argv):
     )
 
     source, _ = records.open_split(config, "train")
-    chunks = pipeline.ChunkSource(source)
+    chunks = chunks_lib.ChunkSource(source)
     for label, read in (("TFDS decode", source.__getitem__), ("ChunkSource", chunks.__getitem__)):
         rate = _rate(read, len(source))
         print(

@@ -24,7 +24,7 @@ from flax import nnx
 from configs import transformer
 from jaxnotes import files
 from jaxnotes.data import pipeline, records
-from jaxnotes.train import checkpoint, loop
+from jaxnotes.train import checkpoint, damage, loop
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
@@ -160,7 +160,7 @@ def test_a_failed_restore_leaves_no_reads_behind(monkeypatch):
         reads = [asyncio.ensure_future(read(fail)) for fail in (False, True)]  # as Orbax keeps
         await asyncio.gather(*reads)
 
-    with pytest.raises(Exception, match="Encountered error"), checkpoint._quiet_orbax():
+    with pytest.raises(Exception, match="Encountered error"), damage.quiet_orbax():
         asyncio_utils.run_sync(restore())
     gc.collect()  # the pending read, if left behind, is closed here and complains
     assert unraisable == []

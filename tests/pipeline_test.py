@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from jaxnotes.data import BATCH_KEYS, features, pipeline, records, spec
+from jaxnotes.data import augment as augment_lib
+from jaxnotes.data import chunks as chunks_lib
 from jaxnotes.data import labels as labels_lib
 
 CHUNK = 32  # small chunks: 5 per 3 s piece, so shards and shuffles have something to do
@@ -259,21 +261,21 @@ def test_augment_shift_jitter_and_gain():
     frames_Tx128 = np.zeros((2, 128), np.uint8)
     frames_Tx128[:, 64] = 1
     example = {"cqt": cqt_TxF, "frames": frames_Tx128, "onsets": frames_Tx128}
-    out = pipeline.augment(
+    out = augment_lib.augment(
         example, shift=2, jitter=1, gain_db=0.0, bins_per_semitone=2, silence=silence
     )
     assert np.argmax(out["cqt"][0]) == 8 + 2 * 2 + 1 and np.argmax(out["frames"][0]) == 66
     assert (out["cqt"][:, :5] == silence).all(), "bins moved in from below must be silent"
-    out = pipeline.augment(
+    out = augment_lib.augment(
         example, shift=-3, jitter=0, gain_db=0.0, bins_per_semitone=2, silence=silence
     )
     assert np.argmax(out["cqt"][0]) == 2 and np.argmax(out["onsets"][0]) == 61
-    out = pipeline.augment(
+    out = augment_lib.augment(
         example, shift=0, jitter=0, gain_db=6.0, bins_per_semitone=2, silence=silence
     )
     np.testing.assert_allclose(out["cqt"][:, 8], 1.0 + 6.0 / features.DB_SCALE, rtol=1e-6)
     assert (np.delete(out["cqt"], 8, axis=1) == silence).all()
-    out = pipeline.augment(
+    out = augment_lib.augment(
         example, shift=0, jitter=0, gain_db=-200.0, bins_per_semitone=2, silence=silence
     )
     assert (out["cqt"] == silence).all()
@@ -321,10 +323,10 @@ def test_augment_batch_is_augment_of_each_row():
     gain_B = rng.uniform(-6, 6, size=b)
     gain_B[:3] = 0.0  # rows without gain are left alone
     batch = {"cqt": cqt_BxTxF, "frames": frames_BxTx128, "onsets": frames_BxTx128[:, ::-1]}
-    out = pipeline.augment_batch(batch, shift_B, jitter_B, gain_B, 2, silence)
+    out = augment_lib.augment_batch(batch, shift_B, jitter_B, gain_B, 2, silence)
     lo, hi = 21 - 3, 108 + 3  # the columns the pipeline keeps for shifts up to 3
     sub = {key: value[..., lo : hi + 1] for key, value in batch.items() if key != "cqt"}
-    out_sub = pipeline.augment_batch(
+    out_sub = augment_lib.augment_batch(
         {"cqt": cqt_BxTxF, **sub}, shift_B, jitter_B, gain_B, 2, silence
     )
     assert out["cqt"].dtype == np.float32 and out["frames"].dtype == np.uint8
@@ -346,7 +348,7 @@ def test_chunk_source_reads_what_tfds_decodes(dataset):
     """ChunkSource's views of the stored bytes must equal TFDS's decoding of every record."""
     for split in ("train", "validation"):
         source, _ = records.open_split(dataset, split)
-        chunks = pipeline.ChunkSource(source)
+        chunks = chunks_lib.ChunkSource(source)
         assert chunks.specs is not None and len(chunks) == len(source)
         for i in range(len(source)):
             expected, got = source[i], chunks[i]

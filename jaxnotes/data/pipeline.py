@@ -20,7 +20,7 @@ IterDataset (optionally grain worker processes). Everything random derives from
 
 Cost: reading a chunk (zstd, half a MB) dominates, so `windows_per_chunk` > 1 is the
 big lever; the rest is kept small: records are read as views of their bytes
-(`ChunkSource`, no TFDS decoding copy), windows stay float16 / uint8 and hold only
+(`chunks.ChunkSource`, no TFDS decoding copy), windows stay float16 / uint8 and hold only
 the label columns a shift can reach until their batch is converted in one pass.
 
 Eval: whole chunks in record order (piece, then start_frame), each process
@@ -36,7 +36,7 @@ import math
 import grain
 import numpy as np
 
-from jaxnotes.data import features, records, spec
+from jaxnotes.data import augment, chunks, features, records, spec
 from jaxnotes.data import labels as labels_lib
 
 
@@ -45,97 +45,6 @@ def steps_per_epoch(config, split: str = "train") -> int:
     spec.check(config)
     _, meta = records.open_split(config, split)
     return max(1, meta["num_frames"] // (spec.window_frames(config) * config.data.batch_size))
-
-
-# Reading (top-level classes: grain pickles them into worker processes).
-
-
-class ChunkSource:
-    """A split's chunk records as numpy arrays viewing each record's stored bytes.
-
-    TFDS's decoding parses each record into a protobuf and copies every array out of it
-    (a third of a chunk read's cost); here the serialised tf.train.Example is walked once
-    and the tensors are `np.frombuffer` views of it (read-only). Sources without raw
-    records (anything but TFDS ArrayRecord) are read through their own `__getitem__`.
-    """
-
-    def __init__(self, source):
-        self.source = source
-        raw = getattr(source, "data_source", None)
-        stored = getattr(getattr(source, "dataset_info", None), "features", None)
-        self.specs = None
-        if raw is not None and stored is not None:
-            self.specs = {
-                key: (np.dtype(stored[key].np_dtype), tuple(stored[key].shape))
-                for key in ("cqt", "frames", "onsets", "piece_id", "start_frame", "num_frames")
-            }
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, index: int) -> dict:
-        if self.specs is None:
-            return self.source[index]
-        return decode_chunk(self.source.data_source[index], self.specs)
-
-
-def decode_chunk(record: bytes, specs: dict) -> dict:
-    """A serialised chunk (TFDS tf.train.Example) -> {key: array view or int} for `specs`
-    ({key: (dtype, shape)}; shape () for TFDS scalars, stored as int64 lists)."""
-    lists = {}
-    for _, example_features in _fields(record, 0, len(record)):  # Example: 1 features
-        for _, entry in _fields(record, *example_features):  # Features: map<key, Feature>
-            key_value = dict(_fields(record, *entry))
-            key = record[slice(*key_value[1])].decode()
-            if key in specs:
-                ((kind, values),) = _fields(record, *key_value[2])  # Feature: one list
-                lists[key] = (kind, [v for _, v in _fields(record, *values)])
-    out = {}
-    for key, (dtype, shape) in specs.items():
-        kind, values = lists.get(key, (None, []))
-        value = values[0] if len(values) == 1 else None
-        if shape == () and kind == 3 and value is not None:  # int64_list of one value
-            if not isinstance(value, int):  # packed
-                value, end = _varint(record, value[0])
-                if end != values[0][1]:
-                    raise ValueError(f"chunk record field {key!r} holds several values")
-            out[key] = value - (value >> 63 << 64)  # two's complement int64
-            continue
-        size = math.prod(shape)
-        if kind != 1 or value is None or value[1] - value[0] != size * dtype.itemsize:
-            raise ValueError(f"chunk record field {key!r} is not a {dtype} {shape} tensor")
-        out[key] = np.frombuffer(record, dtype, size, value[0]).reshape(shape)  # raw bytes
-    return out
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
-def _fields(buf: bytes, start: int, end: int):
-    """(field number, int or (start, end) of a length-delimited value) of a protobuf message."""
-    pos = start
-    while pos < end:
-        tag, pos = _varint(buf, pos)
-        wire = tag & 7
-        if wire == 2:
-            size, pos = _varint(buf, pos)
-            yield tag >> 3, (pos, pos + size)
-            pos += size
-        elif wire == 0:
-            value, pos = _varint(buf, pos)
-            yield tag >> 3, value
-        elif wire in (1, 5):  # fixed64 / fixed32: not used by chunk records
-            pos += 8 if wire == 1 else 4
-        else:
-            raise ValueError(f"unexpected protobuf wire type {wire} in a chunk record")
 
 
 # Transforms (top-level classes: grain pickles them into worker processes).
@@ -189,7 +98,7 @@ def _window(record: dict, offset: int, window: int) -> dict:
     span = slice(offset, offset + window)
     mask_T = (np.arange(offset, offset + window) < int(record["num_frames"])).astype(np.float32)
     return {
-        "cqt": to_float32(record["cqt"][span]),
+        "cqt": augment.to_float32(record["cqt"][span]),
         "frames": record["frames"][span],
         "onsets": record["onsets"][span],
         "mask": mask_T,
@@ -226,84 +135,6 @@ class DrawAugment(grain.transforms.RandomMap):
         return out
 
 
-def augment(example, shift, jitter, gain_db, bins_per_semitone, silence) -> dict:
-    """Shifts pitch by `shift` semitones (labels too), the CQT alone by `jitter` bins more,
-    and adds `gain_db`; what moves in from outside is silence / no note.
-
-    The reference for one example; the pipeline runs `augment_batch`, the same per row.
-    """
-    batch = {key: np.asarray(value)[None] for key, value in example.items()}
-    out = augment_batch(
-        batch,
-        np.array([shift]),
-        np.array([jitter]),
-        np.array([gain_db]),
-        bins_per_semitone,
-        silence,
-    )
-    return {key: value[0] for key, value in out.items()}
-
-
-def augment_batch(batch, shift_B, jitter_B, gain_db_B, bins_per_semitone, silence) -> dict:
-    """`augment` of every row b of a batch with (shift_B[b], jitter_B[b], gain_db_B[b]);
-    the CQT comes back as a new float32 array (from any float input), the labels as new
-    arrays of their dtype.
-
-    Labels may hold any contiguous run of pitches: what moves in from outside it is
-    'no note', which equals the 128-pitch result wherever the run reaches pitches that
-    can move in.
-    """
-    shift_B = np.asarray(shift_B, np.int64)
-    silence32 = np.float32(silence)
-    out = dict(batch)
-    out["cqt"] = _shift_rows(
-        to_float32(batch["cqt"]), shift_B * bins_per_semitone + np.asarray(jitter_B), silence32
-    )
-    for key in ("frames", "onsets"):
-        out[key] = _shift_rows(batch[key].copy(), shift_B, 0)
-    gain_db_B = np.asarray(gain_db_B, np.float64)
-    rows = np.flatnonzero(gain_db_B)
-    if rows.size:
-        # Both normalisations are affine in dB: with 'db' this is a gain of the recording,
-        # with 'db_relative' an error of its running reference. Silent bins stay silent
-        # (their true level is unknown below the floor), the rest move and are clamped.
-        cqt_BxTxF = out["cqt"] if rows.size == len(gain_db_B) else out["cqt"][rows]
-        gain_Bx1x1 = (gain_db_B[rows] / features.DB_SCALE).astype(np.float32)[:, None, None]
-        # In place (the shifted copy is ours): loud bins move, then everything below the
-        # floor (moved down past it, or stored a rounding below it) becomes the floor.
-        np.add(cqt_BxTxF, gain_Bx1x1, out=cqt_BxTxF, where=cqt_BxTxF > silence32)
-        np.copyto(cqt_BxTxF, silence32, where=cqt_BxTxF < silence32)
-        if rows.size < len(gain_db_B):
-            out["cqt"][rows] = cqt_BxTxF
-    return out
-
-
-def _shift_rows(x_BxTxK: np.ndarray, k_B, fill) -> np.ndarray:
-    """Moves row b of x up by k_B[b] along its last axis (down for k < 0), in place, and
-    fills what moved in with `fill`. Two slice copies per row: faster here than a gather."""
-    for b, k in enumerate(np.asarray(k_B).tolist()):
-        if k > 0:
-            x_BxTxK[b, :, k:] = x_BxTxK[b, :, :-k]  # numpy buffers overlapping copies
-            x_BxTxK[b, :, :k] = fill
-        elif k < 0:
-            x_BxTxK[b, :, :k] = x_BxTxK[b, :, -k:]
-            x_BxTxK[b, :, k:] = fill
-    return x_BxTxK
-
-
-# float16 -> float32 by table: exact (the table is numpy's own conversion of every
-# float16) and about twice as fast as astype (numpy 2.4, AVX2), the batch's biggest pass.
-_FLOAT16_TO_32 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
-_FLOAT16_TO_32 = _FLOAT16_TO_32.astype(np.float32)
-
-
-def to_float32(x: np.ndarray) -> np.ndarray:
-    """A new float32 array of x's values."""
-    if x.dtype == np.float16:
-        return np.take(_FLOAT16_TO_32, x.view(np.uint16), mode="clip")
-    return x.astype(np.float32)
-
-
 @dataclasses.dataclass(frozen=True)
 class FoldLabels(grain.transforms.Map):
     """128-pitch uint8 rolls -> the model's P float32 outputs (range or pitch classes)."""
@@ -338,9 +169,9 @@ class FinishBatch(grain.transforms.Map):
         out = {key: value.reshape((-1,) + value.shape[2:]) for key, value in batch.items()}
         if "aug_shift" in out:
             draws = [out.pop(key) for key in AUGMENT_KEYS]
-            out = augment_batch(out, *draws, self.bins_per_semitone, self.silence)
+            out = augment.augment_batch(out, *draws, self.bins_per_semitone, self.silence)
         else:
-            out["cqt"] = to_float32(out["cqt"])
+            out["cqt"] = augment.to_float32(out["cqt"])
         lo, hi = self.min_pitch - self.label_lo, self.max_pitch - self.label_lo
         for key in ("frames", "onsets"):
             out[key] = labels_lib.fold_pitches(out[key], lo, hi, self.only_note_names).astype(
@@ -391,7 +222,7 @@ def train_batches(config, split: str, index: int, count: int) -> grain.MapDatase
     source, _ = records.open_split(config, split)
     d, a = config.data, config.augment
     cqt = features.CqtConfig.from_config(config.cqt)
-    ds = grain.MapDataset.source(ChunkSource(source))[index::count]
+    ds = grain.MapDataset.source(chunks.ChunkSource(source))[index::count]
     if len(ds) == 0:
         raise ValueError(f"split {split!r} has {len(source)} chunks, too few for {count} processes")
     ds = ds.seed(int(d.shuffle_seed)).shuffle().repeat()
@@ -451,7 +282,7 @@ def make_eval_iter(config, split: str, *, process_index=None, process_count=None
     indices = list(range(index, len(source), count))
     indices += [-1] * (num_batches * per_batch - len(indices))
     ds = grain.MapDataset.source(indices).map(
-        ReadEvalChunk(ChunkSource(source), int(d.chunk_frames), cqt.n_bins, _silence(cqt))
+        ReadEvalChunk(chunks.ChunkSource(source), int(d.chunk_frames), cqt.n_bins, _silence(cqt))
     )
     ds = ds.map(FoldLabels(int(d.min_pitch), int(d.max_pitch), bool(d.only_note_names)))
     ds = ds.batch(per_batch, drop_remainder=True)
