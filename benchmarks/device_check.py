@@ -4,12 +4,12 @@
 
 Runs, each in its own process with a time limit, and records every output in
 DIR/device_check.log:
-  1. the tiny end-to-end job (`process-train,process-test,train-val,test`) on a synthetic
+  1. offline transcription of 120 s: librosa CQT, JAX CQT, the model, together;
+  2. the tiny end-to-end job (`process-train,process-test,train-val,test`) on a synthetic
      MusicNet-layout folder (no fluidsynth needed);
-  2. train-step throughput on random batches: both models, batch sizes 16 to 1024, float32 and
+  3. train-step throughput on random batches: both models, batch sizes 16 to 1024, float32 and
      bfloat16, with XLA's FLOPs and the model FLOP utilisation where the chip's peak is known;
-  3. the same step fed by the real grain pipeline (8 workers) at batch 256, bfloat16;
-  4. offline transcription of 120 s: librosa CQT, JAX CQT, the model, together;
+  4. the same step fed by the real grain pipeline (8 workers) at batch 256, bfloat16;
   5. the numeric tests on the accelerator (equivalence, resume, bf16, JAX CQT).
 Then prints a Markdown table of the headline figures (also DIR/device_check.md). A step
 that fails or runs out of time is reported as such and the others still run.
@@ -46,6 +46,11 @@ def _steps(scratch: str) -> list[tuple[str, list[str], float]]:
     main = [PY, "-m", "jaxnotes.main"]
     bench = os.path.join(ROOT, "benchmarks")
     return [
+        (
+            "offline transcription",
+            [PY, f"{bench}/transcribe_speed.py", "--only=offline", "--cqt=librosa,jax"],
+            90,
+        ),
         (
             "tiny end to end",
             [
@@ -84,11 +89,6 @@ def _steps(scratch: str) -> list[tuple[str, list[str], float]]:
                 "--num_workers=8",
             ],
             120,
-        ),
-        (
-            "offline transcription",
-            [PY, f"{bench}/transcribe_speed.py", "--only=offline", "--cqt=librosa,jax"],
-            90,
         ),
         (
             "numeric tests on the device",
