@@ -22,7 +22,7 @@ start=$(date +%s)
 SONG=$("$PY" - <<'PYEOF'
 import glob, os
 from configs import transformer
-from jaxnotes.data import corpus
+from jaxnotes.data.corpus import build as corpus
 root = corpus.corpus_root(transformer.get_config("quick").data)
 print(sorted(glob.glob(os.path.join(root, "test_data", "*.wav")))[0])
 PYEOF
