@@ -127,6 +127,14 @@ def read_json(path: str, what_to_do: str = "delete it and rerun the step that wr
         raise ValueError(f"{path}: {e}; {what_to_do}") from e
 
 
+def read_json_object(path: str, what_to_do: str) -> dict:
+    """`read_json` of a file that must hold a JSON object (a run file, thresholds)."""
+    value = read_json(path, what_to_do)
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: a JSON {type(value).__name__}, not an object; {what_to_do}")
+    return value
+
+
 def parse_json(data: bytes) -> Any:
     """JSON from a file's bytes; a ValueError says in a few words what is wrong with them."""
     if not data.strip():
@@ -253,13 +261,7 @@ def _run_file(workdir: str, name: str) -> Any:
             f"{path} not found: {workdir} is not a jaxnotes workdir (train there first with "
             "--action=train or --action=train-val)"
         )
-    value = read_json(path, "restore it, or train again in a new workdir")
-    if not isinstance(value, dict):
-        raise ValueError(
-            f"{path}: a JSON {type(value).__name__}, not an object; restore it, or train "
-            "again in a new workdir"
-        )
-    return value
+    return read_json_object(path, "restore it, or train again in a new workdir")
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -291,7 +293,7 @@ def read_thresholds(workdir: str) -> dict:
     path = thresholds_path(workdir)
     if not os.path.exists(path):
         return {}
-    return read_json(path, "delete it or rerun --action=test")
+    return read_json_object(path, "delete it or rerun --action=test")
 
 
 def write_thresholds(workdir: str, thresholds: Mapping[str, Any]) -> None:

@@ -21,9 +21,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import transformer
 from jaxnotes import files
-from jaxnotes.data import pipeline, records
 from jaxnotes.train import checkpoint, damage, loop
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
@@ -51,19 +49,7 @@ DAMAGE = [
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     """The tiny config on a synthetic MusicNet folder: 2 epochs of 2 steps, both kept."""
-    root = tmp_path_factory.mktemp("musicnet")
-    fx.make_musicnet(root)
-    config = transformer.get_config("tiny")
-    config.data.musicnet_dir = str(root)
-    config.data.cache_dir = str(tmp_path_factory.mktemp("cache"))
-    config.num_epochs = 2
-    config.max_steps = -1
-    config.checkpoint_every_steps = 100  # epoch ends only
-    config.keep_checkpoints = 5
-    config.lock()
-    records.ensure_dataset(config, ("train", "validation"))
-    assert pipeline.steps_per_epoch(config) == 2, "the tests below assume 2 steps per epoch"
-    return config
+    return fx.epoch_checkpoint_config(tmp_path_factory, num_epochs=2)
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +232,10 @@ def test_run_file_that_is_not_an_object_names_the_file(workdir):
         f.write("[1, 2]\n")
     with pytest.raises(ValueError, match=r"meta\.json: a JSON list, not an object"):
         files.read_meta(workdir)
+    with open(files.thresholds_path(workdir), "w") as f:
+        f.write("0.5\n")
+    with pytest.raises(ValueError, match=r"thresholds\.json: a JSON float, not an object"):
+        files.read_thresholds(workdir)
 
 
 @pytest.mark.parametrize("how, what", [("truncate", "damaged JSON"), ("empty", "empty file")])

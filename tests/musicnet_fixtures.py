@@ -199,6 +199,27 @@ def tiny_config(musicnet_dir, cache_dir, **data_overrides):
     return config
 
 
+def epoch_checkpoint_config(tmp_path_factory, num_epochs: int, **top_level):
+    """configs/transformer.py:tiny on a fresh synthetic folder, records built: epochs of 2
+    steps, a checkpoint at each epoch end only (and the end save), all kept; locked.
+    `top_level` sets further top-level fields (e.g. log_every_steps)."""
+    from jaxnotes.data import pipeline, records
+
+    root = tmp_path_factory.mktemp("musicnet")
+    make_musicnet(root)
+    config = tiny_config(root, tmp_path_factory.mktemp("cache"))
+    config.num_epochs = num_epochs
+    config.max_steps = -1
+    config.checkpoint_every_steps = 100  # epoch ends and the end save only
+    config.keep_checkpoints = 5
+    for key, value in top_level.items():
+        setattr(config, key, value)
+    config.lock()
+    records.ensure_dataset(config, ("train", "validation"))
+    assert pipeline.steps_per_epoch(config) == 2, "the tests assume 2 steps per epoch"
+    return config
+
+
 def read_records(dataset_path: str, split: str) -> list[dict]:
     """Every record of a split, in stored order."""
     import tensorflow_datasets as tfds

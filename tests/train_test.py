@@ -18,9 +18,8 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
 
-from configs import transformer
 from jaxnotes import files
-from jaxnotes.data import pipeline, records, spec
+from jaxnotes.data import pipeline, spec
 from jaxnotes.train import checkpoint, loop, optim, parallel, steps
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
@@ -29,20 +28,7 @@ pytestmark = pytest.mark.usefixtures("fast_compiles")
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     """The tiny config on a 4-recording synthetic folder: 3 epochs of 2 steps."""
-    root = tmp_path_factory.mktemp("musicnet")
-    fx.make_musicnet(root)
-    config = transformer.get_config("tiny")
-    config.data.musicnet_dir = str(root)
-    config.data.cache_dir = str(tmp_path_factory.mktemp("cache"))
-    config.num_epochs = 3
-    config.max_steps = -1
-    config.log_every_steps = 1
-    config.checkpoint_every_steps = 100  # only epoch ends and the end save
-    config.keep_checkpoints = 5
-    config.lock()
-    records.ensure_dataset(config, ("train", "validation"))
-    assert pipeline.steps_per_epoch(config) == 2, "the tests below assume 2 steps per epoch"
-    return config
+    return fx.epoch_checkpoint_config(tmp_path_factory, num_epochs=3, log_every_steps=1)
 
 
 @pytest.fixture(scope="module")
