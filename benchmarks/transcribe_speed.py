@@ -2,6 +2,7 @@
 
   python benchmarks/transcribe_speed.py                  # everything (~10 min on 2 CPU cores)
   python benchmarks/transcribe_speed.py --only offline,blocks
+  python benchmarks/transcribe_speed.py --only offline --transformer num_layers=6,embed_dim=256
 
 Sections:
   offline  real-time factor (seconds of audio per second of compute) of the whole-file path
@@ -81,9 +82,14 @@ def synthetic_notes(seconds: float, seed: int):
 def offline(args):
     print("\n## Offline real-time factor (whole file; random weights; compiles excluded)")
     audio_S, _ = synthetic_audio(args.offline_s)
-    for name in ("transformer", "cnn_mlp"):
-        model, _, cqt = default_model(name)
+    variants = [("transformer", {}), ("cnn_mlp", {})]
+    variants += [("transformer", _overrides(text)) for text in args.transformer]
+    for name, overrides in variants:
+        model, _, cqt = default_model(name, **overrides)
         past, future = runner.receptive_field(model)
+        if overrides:
+            label = ",".join(f"{k}={v}" for k, v in overrides.items())
+            print(f"transformer with {label} ({_param_count(model):,} parameters):")
         for backend in args.cqt.split(","):
             # First calls: librosa's compiles numba, JAX's compiles this length's bucket.
             cqt_TxF = features.compute_cqt(audio_S, cqt, backend)
@@ -100,6 +106,27 @@ def offline(args):
                 f"({args.offline_s / cqt_s:.0f}x), model {model_s:.3f} s "
                 f"({args.offline_s / model_s:.0f}x), together {total:.0f}x real time"
             )
+
+
+def _overrides(text: str) -> dict:
+    """'num_layers=6,embed_dim=256' -> {'num_layers': 6, 'embed_dim': 256}."""
+    out = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        for cast in (int, float, str):
+            try:
+                out[key.strip()] = cast(value)
+                break
+            except ValueError:
+                continue
+    return out
+
+
+def _param_count(model) -> int:
+    import jax
+    from flax import nnx
+
+    return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
 def blocks(args):
@@ -280,6 +307,14 @@ def main(argv=None):
     p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     p.add_argument("--offline-s", type=float, default=120.0)
     p.add_argument("--cqt", default="librosa,jax", help="offline: CQT backends to time")
+    p.add_argument(
+        "--transformer",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE,...",
+        help="offline: also time the transformer with these config.model overrides "
+        "(e.g. num_layers=6,embed_dim=256,mlp_dim=1024; repeatable)",
+    )
     p.add_argument("--blocks-s", type=float, default=20.0)
     p.add_argument("--latency-s", type=float, default=30.0)
     p.add_argument("--block-ms", type=float, default=50.0, help="block size of the latency run")

@@ -61,6 +61,9 @@ def data() -> ml_collections.ConfigDict:
     d.windows_per_chunk = 1
     d.read_threads = 4  # threads per process reading and transforming records (grain)
     d.prefetch_batches = 8  # batches each process reads ahead (grain prefetch buffer)
+    # Train recordings left out of training, as 'column=text' rules against the folder's
+    # musicnet_metadata.csv (jaxnotes/data/selection.py), e.g. ('ensemble=Solo Piano',).
+    d.train_exclude = ()
     return d
 
 
@@ -96,6 +99,10 @@ def augment() -> ml_collections.ConfigDict:
     # Random gain in [-g, g] dB of the features: with 'db_relative' an error of the running
     # reference (the recording's own level cancels whatever it is), with 'db' a gain.
     a.gain_db = 6.0
+    # A random equaliser: straight lines in dB between control points one octave apart, each
+    # drawn in [-e, e] dB (augment.eq_curve), standing for the colouring of a microphone, a
+    # room or another instrument of the same kind. 0: off.
+    a.eq_db = 0.0
     return a
 
 
@@ -135,7 +142,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     # the transformer's test note F1 from 0.68 to 0.75 for 0.004 frame F1 (README, Results).
     config.onset_positive_weight = 5.0
     # A train epoch is one pass over the train split's frames in random windows.
-    config.max_steps = -1  # if > 0, stop after this many steps (smoke tests)
+    # If > 0 and below num_epochs' steps: the run's length in steps, the cosine schedule
+    # decaying over it (smoke tests; ablations at equal steps on data of different sizes).
+    config.max_steps = -1
     config.log_every_steps = 50
     config.checkpoint_every_steps = 500
     config.keep_checkpoints = 2
@@ -144,6 +153,10 @@ def get_base_config() -> ml_collections.ConfigDict:
     # ('...loss': lower is better, else higher): the loss needs no decoding threshold,
     # which the test action tunes later on the same split.
     config.dev_metric = "val/loss"
+    # Warm start (jaxnotes/train/warm_start.py): a new run's first parameters from
+    # 'pretrained' (the shipped model) or a workdir's model; the optimizer, schedule and data
+    # order start afresh. Needs the same config.cqt, pitch range and model. '': random.
+    config.init_from = ""
     return config
 
 

@@ -12,6 +12,8 @@ the same command after an interruption):
   python -m jaxnotes.main --config=configs/release.py --workdir=runs/release \
       --action=process-train,process-test,train-val,test
 then `python -m jaxnotes.pretrained --workdir=runs/release` packs the dev model into the package.
+`configs/release.py:finetune` continues a trained model (`--config.init_from`) for 4 epochs at
+a lower rate: on this corpus (experiment E007) or on a folder of your own.
 """
 
 from configs import transformer
@@ -36,6 +38,13 @@ def get_config(arg: str | None = None):
     if arg == "tiny":  # the tests: the same recipe on seconds of audio
         config = transformer.get_config("tiny")
         config.data.exclude_works = RESERVED_WORKS
+    elif arg == "finetune":
+        # Fine-tuning a trained model (--config.init_from='pretrained' or a workdir): a few
+        # epochs at a lower peak rate, on this corpus (experiment E007) or on your own
+        # folder (--config.data.musicnet_dir).
+        config.num_epochs = 4
+        config.optim.lr = 2e-4
+        config.optim.warmup_steps = 100
     elif arg:
-        raise ValueError(f"unknown config variant {arg!r}; expected 'tiny' or none")
+        raise ValueError(f"unknown config variant {arg!r}; expected 'tiny', 'finetune' or none")
     return config

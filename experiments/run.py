@@ -29,12 +29,20 @@ HEADLINE = metrics.SUMMARY  # keys of results.json "pooled"
 
 
 def point_name(overrides: dict) -> str:
-    return ",".join(f"{k.split('.')[-1]}={_flag_value(v)}" for k, v in overrides.items()) or "base"
+    return (
+        ",".join(f"{k.split('.')[-1]}={_tuple_text(v, str)}" for k, v in overrides.items())
+        or "base"
+    )
 
 
 def _flag_value(value) -> str:
+    """The value as absl parses it back: strings inside tuples quoted."""
+    return _tuple_text(value, lambda v: repr(v) if isinstance(v, str) else str(v))
+
+
+def _tuple_text(value, element) -> str:
     if isinstance(value, (tuple, list)):
-        return "(" + ",".join(str(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        return "(" + ",".join(element(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     return str(value)
 
 

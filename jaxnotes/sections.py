@@ -134,9 +134,12 @@ class DataConfig(_Section):
     windows_per_chunk: int
     read_threads: int
     prefetch_batches: int
+    train_exclude: tuple[str, ...]
 
     def __post_init__(self):
         r = self._require
+        bad = [rule for rule in self.train_exclude if "=" not in str(rule)]
+        r(not bad, "train_exclude", f"rules 'column=text' (e.g. 'ensemble=Piano'); got {bad}")
         r(self.label_format in LABEL_FORMATS, "label_format", f"one of {LABEL_FORMATS}")
         r(0 <= self.validation_fraction < 1, "validation_fraction", "a fraction in [0, 1)")
         r(self.render_workers >= 1, "render_workers", "must be >= 1")
@@ -157,9 +160,10 @@ class AugmentConfig(_Section):
     pitch_shift_semitones: int
     pitch_jitter_bins: int
     gain_db: float
+    eq_db: float
 
     def __post_init__(self):
-        for field in ("pitch_shift_semitones", "pitch_jitter_bins", "gain_db"):
+        for field in ("pitch_shift_semitones", "pitch_jitter_bins", "gain_db", "eq_db"):
             self._require(getattr(self, field) >= 0, field, "must be >= 0 (the range is symmetric)")
 
 
@@ -246,6 +250,7 @@ class RunConfig(_Section):
     keep_checkpoints: int
     early_stopping_patience: int
     dev_metric: str
+    init_from: str
 
     def __post_init__(self):
         r = self._require

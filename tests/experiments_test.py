@@ -67,3 +67,14 @@ def test_score_folders_add_columns(tmp_path):
     table = run.results_table(runs, ["/data/real"])
     assert "real note/f1" in table.splitlines()[0]
     assert "| normalisation=db_relative | 0.900 | - | - | - | 0.500 | - |" in table
+
+
+def test_tuple_values_reach_the_command_line_as_python_literals():
+    """Strings inside tuples are quoted on the command line (absl parses tuples as Python
+    literals), and the workdir name stays readable."""
+    import ast
+
+    overrides = {"data.train_exclude": ("composer=generated",), "eval.thresholds": (0.3, 0.5)}
+    assert run.point_name(overrides) == "train_exclude=(composer=generated,),thresholds=(0.3,0.5)"
+    for key, value in overrides.items():
+        assert ast.literal_eval(run._flag_value(value)) == value, key

@@ -51,6 +51,22 @@ def test_cosine_endpoints_and_midpoint():
     assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False)), "cosine must not increase"
 
 
+def test_max_steps_is_the_cosine_length():
+    """With max_steps set below the epochs' steps, cosine is lr/2 halfway to it and 0 there;
+    a warmup as long as the run is refused naming the field."""
+    config = _config(schedule="cosine", lr=1e-3)
+    config.max_steps = 20
+    assert optim.run_steps(config, STEPS_PER_EPOCH) == 20
+    np.testing.assert_allclose(_lr(config, 10), 5e-4, rtol=1e-5)
+    np.testing.assert_allclose(_lr(config, 20), 0.0, atol=1e-12)
+    config.max_steps = 1000  # longer than the epochs: the epochs decide
+    assert optim.run_steps(config, STEPS_PER_EPOCH) == config.num_epochs * STEPS_PER_EPOCH
+    config.max_steps = 5
+    config.optim.warmup_steps = 5
+    with pytest.raises(ValueError, match=r"optim.warmup_steps.*run's steps = 5"):
+        optim.make_schedule(config, STEPS_PER_EPOCH)
+
+
 def test_warmup_is_linear_then_joins_the_schedule():
     """Warmup must rise linearly from lr/w to lr, and the first step must not have lr 0."""
     for schedule in ("cosine", "step"):

@@ -282,6 +282,54 @@ def test_augment_shift_jitter_and_gain():
     np.testing.assert_array_equal(out["frames"], frames_Tx128)
 
 
+def test_eq_curve_is_piecewise_linear_through_its_points():
+    """The equaliser passes through its control points, spread evenly over the bins, and is
+    a straight line between them."""
+    eq_BxC = np.array([[0.0, 10.0, -10.0], [3.0, 3.0, 3.0]])
+    curve_BxF = augment_lib.eq_curve(eq_BxC, 9)
+    np.testing.assert_allclose(curve_BxF[0], [0, 2.5, 5, 7.5, 10, 5, 0, -5, -10])
+    np.testing.assert_allclose(curve_BxF[1], 3.0)
+
+
+def test_augment_eq_colours_loud_bins_and_keeps_silence():
+    """The equaliser adds its curve (in dB) to every sounding bin of every frame, leaves
+    silent bins silent and labels alone; a flat curve is a gain."""
+    silence = (features.DB_FLOOR - features.DB_CENTRE) / features.DB_SCALE
+    cqt_TxF = np.full((3, 9), 0.5, np.float32)
+    cqt_TxF[:, 4] = silence
+    frames_Tx128 = np.zeros((3, 128), np.uint8)
+    frames_Tx128[:, 60] = 1
+    example = {"cqt": cqt_TxF, "frames": frames_Tx128, "onsets": frames_Tx128}
+    eq_C = np.array([-12.0, 0.0, 12.0])
+    out = augment_lib.augment(example, 0, 0, 0.0, 1, silence, eq_db_C=eq_C)
+    expected_F = 0.5 + np.array([-12, -9, -6, -3, 0, 3, 6, 9, 12]) / features.DB_SCALE
+    np.testing.assert_allclose(
+        np.delete(out["cqt"], 4, 1), np.delete(np.tile(expected_F, (3, 1)), 4, 1), rtol=1e-6
+    )
+    assert (out["cqt"][:, 4] == silence).all()
+    np.testing.assert_array_equal(out["frames"], frames_Tx128)
+    flat = augment_lib.augment(example, 0, 0, 0.0, 1, silence, eq_db_C=np.full(3, 4.0))
+    gain = augment_lib.augment(example, 0, 0, 4.0, 1, silence)
+    np.testing.assert_array_equal(flat["cqt"], gain["cqt"])
+
+
+def test_eq_draws_are_seeded_and_leave_other_recipes_alone(dataset):
+    """With augment.eq_db on, batches differ from the same recipe without it, repeat for
+    the same seed and carry one curve per window; with it off the draws are the old ones."""
+    base = {"augment.pitch_shift_semitones": 1, "augment.gain_db": 3.0}
+    plain = _take(pipeline.make_train_iter(_like(dataset, **base)), 2)
+    eq_config = _like(dataset, **base, **{"augment.eq_db": 9.0})
+    coloured = _take(pipeline.make_train_iter(eq_config), 2)
+    _assert_same(coloured, _take(pipeline.make_train_iter(eq_config), 2))
+    for a, b in zip(plain, coloured, strict=True):
+        for key in ("frames", "onsets", "start_frame"):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        assert not np.array_equal(a["cqt"], b["cqt"])
+        # Gains are drawn alike, so only the equaliser (at most eq_db) tells them apart.
+        moved = np.abs(a["cqt"] - b["cqt"]).max()
+        assert 0 < moved <= 9.0 / features.DB_SCALE + 1e-5
+
+
 def _moved(x_TxK, k, fill):
     """x moved up by k along its last axis (down for k < 0), filled with `fill`."""
     out = np.full_like(x_TxK, fill)
@@ -432,3 +480,60 @@ def test_worker_processes_give_the_same_batches(dataset):
     expected = _take(pipeline.make_train_iter(dataset), 4)
     it = pipeline.make_train_iter(_like(dataset, **{"data.num_workers": 1}))
     _assert_same(expected, _take(it, 4))
+
+
+@pytest.fixture(scope="module")
+def labelled_dataset(tmp_path_factory):
+    """The `dataset` layout with two composers in its metadata (for train_exclude)."""
+    root = tmp_path_factory.mktemp("musicnet_composers")
+    names = fx.make_musicnet(root, notes_per_piece=10)
+    fx.write_metadata(
+        root, {n: {"composer": "Alpha" if n in ("2000", "2001") else "Beta"} for n in names}
+    )
+    config = _config(root, tmp_path_factory.mktemp("cache"))
+    records.ensure_dataset(config, ("train",))
+    return config
+
+
+def test_train_exclude_leaves_matching_recordings_out(labelled_dataset):
+    """Chunks of recordings whose metadata matches a rule are never read, every other train
+    chunk still is, the epoch shrinks to the kept frames, and validation is untouched."""
+    from jaxnotes.data import selection
+
+    config = labelled_dataset
+    _, meta = records.open_split(config, "train")
+    excluded = {int(p["piece_id"]) for p in meta["pieces"] if p["name"] in ("2000", "2001")}
+    kept_names = {p["name"] for p in meta["pieces"]} - {"2000", "2001"}
+    assert excluded and kept_names, "the split must hold both composers"
+    # kept_chunks agrees with the piece_id stored in every record.
+    source = chunks_lib.ChunkSource(records.open_split(config, "train")[0])
+    stored = np.array([int(source[i]["piece_id"]) for i in range(len(source))])
+    kept = selection.kept_chunks(meta, excluded, CHUNK)
+    np.testing.assert_array_equal(kept, np.flatnonzero(~np.isin(stored, list(excluded))))
+
+    filtered = _like(config, **{"data.train_exclude": ("composer=alpha",)})
+    seen = set()
+    for batch in _take(pipeline.make_train_iter(filtered), 12):
+        seen |= set(batch["piece_id"].tolist())
+    assert seen and not seen & excluded
+    assert seen == {int(p["piece_id"]) for p in meta["pieces"] if p["name"] in kept_names}
+    frames = sum(p["num_frames"] for p in meta["pieces"] if p["name"] in kept_names)
+    window = spec.window_frames(config) * config.data.batch_size
+    assert pipeline.steps_per_epoch(filtered) == max(1, frames // window)
+    assert pipeline.steps_per_epoch(filtered, "validation") == pipeline.steps_per_epoch(
+        config, "validation"
+    )
+
+
+@pytest.mark.parametrize(
+    "rules, message",
+    [
+        (("composer",), r"train_exclude.*'column=text'"),
+        (("colour=red",), r"train_exclude: column 'colour' is not in musicnet_metadata.csv"),
+        (("composer=Alpha", "composer=Beta"), r"train_exclude=.*leaves no train recording"),
+    ],
+)
+def test_train_exclude_errors_name_the_field(labelled_dataset, rules, message):
+    config = _like(labelled_dataset, **{"data.train_exclude": rules})
+    with pytest.raises(ValueError, match=message):
+        pipeline.make_train_iter(config)

@@ -1,5 +1,5 @@
 """Augmentation of training windows, per batch: pitch shift (CQT bins and labels together),
-CQT-only jitter, gain.
+CQT-only jitter, gain, and a random smooth equaliser curve over frequency.
 
 Owns `augment` (one window, the reference) and `augment_batch` (every row of a batch at
 once, as the pipeline runs it), and the exact float16 -> float32 conversion the batch pass
@@ -13,9 +13,10 @@ import numpy as np
 from jaxnotes.data import features
 
 
-def augment(example, shift, jitter, gain_db, bins_per_semitone, silence) -> dict:
+def augment(example, shift, jitter, gain_db, bins_per_semitone, silence, eq_db_C=None) -> dict:
     """Shifts pitch by `shift` semitones (labels too), the CQT alone by `jitter` bins more,
-    and adds `gain_db`; what moves in from outside is silence / no note.
+    adds `gain_db` and the equaliser curve through `eq_db_C` (`eq_curve`); what moves in
+    from outside is silence / no note.
 
     The reference for one example; the pipeline runs `augment_batch`, the same per row.
     """
@@ -27,14 +28,28 @@ def augment(example, shift, jitter, gain_db, bins_per_semitone, silence) -> dict
         np.array([gain_db]),
         bins_per_semitone,
         silence,
+        eq_db_BxC=None if eq_db_C is None else np.asarray(eq_db_C)[None],
     )
     return {key: value[0] for key, value in out.items()}
 
 
-def augment_batch(batch, shift_B, jitter_B, gain_db_B, bins_per_semitone, silence) -> dict:
-    """`augment` of every row b of a batch with (shift_B[b], jitter_B[b], gain_db_B[b]);
-    the CQT comes back as a new float32 array (from any float input), the labels as new
-    arrays of their dtype.
+def eq_curve(eq_db_BxC: np.ndarray, num_bins: int) -> np.ndarray:
+    """Row b's equaliser in dB over `num_bins` CQT bins: straight lines (in dB against
+    log frequency) between C control points spread evenly from the lowest bin to the
+    highest, e.g. one an octave. A smooth, random colouring such as a microphone, a room or
+    another instrument's body gives: broad tilts and bumps, never single harmonics."""
+    eq_db_BxC = np.asarray(eq_db_BxC, np.float64)
+    points_C = np.linspace(0.0, num_bins - 1.0, eq_db_BxC.shape[1])
+    bins_F = np.arange(num_bins, dtype=np.float64)
+    return np.stack([np.interp(bins_F, points_C, row_C) for row_C in eq_db_BxC])
+
+
+def augment_batch(
+    batch, shift_B, jitter_B, gain_db_B, bins_per_semitone, silence, eq_db_BxC=None
+) -> dict:
+    """`augment` of every row b of a batch with (shift_B[b], jitter_B[b], gain_db_B[b],
+    eq_db_BxC[b]); the CQT comes back as a new float32 array (from any float input), the
+    labels as new arrays of their dtype.
 
     Labels may hold any contiguous run of pitches: what moves in from outside it is
     'no note', which equals the 128-pitch result wherever the run reaches pitches that
@@ -48,19 +63,24 @@ def augment_batch(batch, shift_B, jitter_B, gain_db_B, bins_per_semitone, silenc
     )
     for key in ("frames", "onsets"):
         out[key] = _shift_rows(batch[key].copy(), shift_B, 0)
-    gain_db_B = np.asarray(gain_db_B, np.float64)
-    rows = np.flatnonzero(gain_db_B)
+    num_bins = out["cqt"].shape[-1]
+    # One column (a gain) or F columns (a gain and an equaliser), in dB.
+    gain_db_BxF = np.asarray(gain_db_B, np.float64).reshape(-1, 1)
+    if eq_db_BxC is not None:
+        gain_db_BxF = gain_db_BxF + eq_curve(eq_db_BxC, num_bins)
+    rows = np.flatnonzero(np.any(gain_db_BxF != 0, axis=1))
     if rows.size:
-        # Both normalisations are affine in dB: with 'db' this is a gain of the recording,
-        # with 'db_relative' an error of its running reference. Silent bins stay silent
-        # (their true level is unknown below the floor), the rest move and are clamped.
-        cqt_BxTxF = out["cqt"] if rows.size == len(gain_db_B) else out["cqt"][rows]
-        gain_Bx1x1 = (gain_db_B[rows] / features.DB_SCALE).astype(np.float32)[:, None, None]
+        # Both normalisations are affine in dB: with 'db' this is a gain (or filter) of the
+        # recording, with 'db_relative' also an error of its running reference. Silent bins
+        # stay silent (their true level is unknown below the floor), the rest move and are
+        # clamped.
+        cqt_BxTxF = out["cqt"] if rows.size == len(shift_B) else out["cqt"][rows]
+        gain_Bx1xF = (gain_db_BxF[rows] / features.DB_SCALE).astype(np.float32)[:, None, :]
         # In place (the shifted copy is ours): loud bins move, then everything below the
         # floor (moved down past it, or stored a rounding below it) becomes the floor.
-        np.add(cqt_BxTxF, gain_Bx1x1, out=cqt_BxTxF, where=cqt_BxTxF > silence32)
+        np.add(cqt_BxTxF, gain_Bx1xF, out=cqt_BxTxF, where=cqt_BxTxF > silence32)
         np.copyto(cqt_BxTxF, silence32, where=cqt_BxTxF < silence32)
-        if rows.size < len(gain_db_B):
+        if rows.size < len(shift_B):
             out["cqt"][rows] = cqt_BxTxF
     return out
 

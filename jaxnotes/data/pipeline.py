@@ -6,12 +6,13 @@ Batches follow the contract in `jaxnotes/data/__init__.py`. Must not import mode
 loop or metric code.
 Legend: B batch, T frames, F CQT bins, P pitches (output classes), C chunk frames.
 
-Train: source[process_index::process_count] -> seed -> shuffle -> repeat ->
+Train: source (the chunks `config.data.train_exclude` keeps: `selection`)
+[process_index::process_count] -> seed -> shuffle -> repeat ->
 `windows_per_chunk` random windows of round(batch_seconds * fps) frames inside
 one chunk's valid frames (windows never cross chunks; one longer than a short
 last chunk is padded, mask 0) -> augmentation drawn per window (whole-semitone
 pitch shift moving CQT bins and 128-pitch labels together, optional CQT-only
-jitter, gain in dB) -> batch(batch_size // process_count) -> per batch, at once:
+jitter, gain in dB, equaliser control points) -> batch(batch_size // process_count) -> per batch, at once:
 augmentation applied, CQT to float32, labels folded to the model's pitches ->
 IterDataset (optionally grain worker processes). Everything random derives from
 `config.data.shuffle_seed` and the element index, so the iterator is deterministic
@@ -36,15 +37,23 @@ import math
 import grain
 import numpy as np
 
-from jaxnotes.data import augment, chunks, features, records, spec
+from jaxnotes.data import augment, chunks, features, records, selection, spec
 from jaxnotes.data import labels as labels_lib
 
 
 def steps_per_epoch(config, split: str = "train") -> int:
-    """Steps for one pass over the split's frames in random windows (at least 1)."""
+    """Steps for one pass over the split's frames (those training reads: see
+    `config.data.train_exclude`) in random windows (at least 1)."""
     spec.check(config)
     _, meta = records.open_split(config, split)
-    return max(1, meta["num_frames"] // (spec.window_frames(config) * config.data.batch_size))
+    frames = meta["num_frames"]
+    if split == "train" and config.data.train_exclude:
+        frames = selection.kept_frames(meta, _excluded(config))
+    return max(1, frames // (spec.window_frames(config) * config.data.batch_size))
+
+
+def _excluded(config) -> set[int]:
+    return selection.excluded_ids(records.source_dir(config), config.data.train_exclude)
 
 
 # Transforms (top-level classes: grain pickles them into worker processes).
@@ -108,17 +117,19 @@ def _window(record: dict, offset: int, window: int) -> dict:
 
 
 # Augmentation parameters, drawn per window by `DrawAugment`, applied per batch.
-AUGMENT_KEYS = ("aug_shift", "aug_jitter", "aug_gain_db")
+AUGMENT_KEYS = ("aug_shift", "aug_jitter", "aug_gain_db", "aug_eq_db")
 
 
 @dataclasses.dataclass(frozen=True)
 class DrawAugment(grain.transforms.RandomMap):
-    """Draws each stacked window's pitch shift, CQT-only jitter and gain (`AUGMENT_KEYS`);
-    `FinishBatch` applies them to the whole batch at once."""
+    """Draws each stacked window's pitch shift, CQT-only jitter, gain and equaliser control
+    points (`AUGMENT_KEYS`); `FinishBatch` applies them to the whole batch at once."""
 
     shift_semitones: int
     jitter_bins: int
     gain_db: float
+    eq_db: float = 0.0
+    eq_points: int = 2  # equaliser control points from the lowest bin to the highest
 
     def random_map(self, stacked: dict, rng: np.random.Generator) -> dict:
         draws = []
@@ -126,12 +137,16 @@ class DrawAugment(grain.transforms.RandomMap):
             shift = int(rng.integers(-self.shift_semitones, self.shift_semitones + 1))
             jitter = int(rng.integers(-self.jitter_bins, self.jitter_bins + 1))
             gain = float(rng.uniform(-self.gain_db, self.gain_db)) if self.gain_db else 0.0
-            draws.append((shift, jitter, gain))
-        shift_W, jitter_W, gain_W = zip(*draws, strict=True)
+            eq_C = np.zeros(self.eq_points)
+            if self.eq_db:  # drawn only when on: recipes without it keep their draws
+                eq_C = rng.uniform(-self.eq_db, self.eq_db, self.eq_points)
+            draws.append((shift, jitter, gain, eq_C))
+        shift_W, jitter_W, gain_W, eq_W = zip(*draws, strict=True)
         out = dict(stacked)
         out["aug_shift"] = np.array(shift_W, np.int32)
         out["aug_jitter"] = np.array(jitter_W, np.int32)
         out["aug_gain_db"] = np.array(gain_W, np.float64)
+        out["aug_eq_db"] = np.stack(eq_W)
         return out
 
 
@@ -168,8 +183,16 @@ class FinishBatch(grain.transforms.Map):
     def map(self, batch: dict) -> dict:
         out = {key: value.reshape((-1,) + value.shape[2:]) for key, value in batch.items()}
         if "aug_shift" in out:
-            draws = [out.pop(key) for key in AUGMENT_KEYS]
-            out = augment.augment_batch(out, *draws, self.bins_per_semitone, self.silence)
+            shift_B, jitter_B, gain_db_B, eq_db_BxC = (out.pop(key) for key in AUGMENT_KEYS)
+            out = augment.augment_batch(
+                out,
+                shift_B,
+                jitter_B,
+                gain_db_B,
+                self.bins_per_semitone,
+                self.silence,
+                eq_db_BxC=eq_db_BxC if eq_db_BxC.any() else None,
+            )
         else:
             out["cqt"] = augment.to_float32(out["cqt"])
         lo, hi = self.min_pitch - self.label_lo, self.max_pitch - self.label_lo
@@ -219,10 +242,16 @@ def train_batches(config, split: str, index: int, count: int) -> grain.MapDatase
     MapDataset: batch i on demand in the calling thread (the iterator reads ahead with
     threads or worker processes)."""
     spec.check(config, count)
-    source, _ = records.open_split(config, split)
+    source, meta = records.open_split(config, split)
     d, a = config.data, config.augment
     cqt = features.CqtConfig.from_config(config.cqt)
-    ds = grain.MapDataset.source(chunks.ChunkSource(source))[index::count]
+    source = chunks.ChunkSource(source)
+    if split == "train" and d.train_exclude:
+        kept = selection.kept_chunks(meta, _excluded(config), int(d.chunk_frames))
+        if len(kept) == 0:
+            raise ValueError(f"{selection.FIELD}={d.train_exclude}: leaves no train recording")
+        source = selection.Subset(source, kept)
+    ds = grain.MapDataset.source(source)[index::count]
     if len(ds) == 0:
         raise ValueError(f"split {split!r} has {len(source)} chunks, too few for {count} processes")
     ds = ds.seed(int(d.shuffle_seed)).shuffle().repeat()
@@ -234,8 +263,16 @@ def train_batches(config, split: str, index: int, count: int) -> grain.MapDatase
     if d.only_note_names:  # pitch classes fold all 128 pitches
         lo, hi = 0, labels_lib.NUM_MIDI_PITCHES - 1
     ds = ds.random_map(CropWindows(spec.window_frames(config), windows, lo, hi))
-    if a.pitch_shift_semitones or a.pitch_jitter_bins or a.gain_db:
-        ds = ds.random_map(DrawAugment(shift, int(a.pitch_jitter_bins), float(a.gain_db)))
+    if a.pitch_shift_semitones or a.pitch_jitter_bins or a.gain_db or a.eq_db:
+        ds = ds.random_map(
+            DrawAugment(
+                shift,
+                int(a.pitch_jitter_bins),
+                float(a.gain_db),
+                float(a.eq_db),
+                cqt.n_octaves + 1,  # one equaliser control point an octave
+            )
+        )
     ds = ds.batch(d.batch_size // count // windows, drop_remainder=True)
     ds = ds.map(
         FinishBatch(

@@ -19,7 +19,16 @@ from absl import logging
 
 from jaxnotes import files
 from jaxnotes.data import pipeline, spec
-from jaxnotes.train import checkpoint, flops, metric_writer, optim, parallel, preemption, steps
+from jaxnotes.train import (
+    checkpoint,
+    flops,
+    metric_writer,
+    optim,
+    parallel,
+    preemption,
+    steps,
+    warm_start,
+)
 
 # Validation numbers that can choose the dev model (config.dev_metric).
 DEV_METRICS = tuple(
@@ -47,11 +56,6 @@ class LoopState:
     stopped_early: bool = False
 
 
-def _total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
-    total = config.num_epochs * steps_per_epoch
-    return min(total, config.max_steps) if config.max_steps > 0 else total
-
-
 class _Run:
     """One `train_and_evaluate` call: what lives between steps and what follows each step."""
 
@@ -63,7 +67,7 @@ class _Run:
         self.config, self.workdir, self.validate = config, workdir, validate
         self.meta = spec.load_meta(config)
         self.steps_per_epoch = pipeline.steps_per_epoch(config, "train")
-        self.total_steps = _total_steps(config, self.steps_per_epoch)
+        self.total_steps = optim.run_steps(config, self.steps_per_epoch)
         self.tx, self.schedule = optim.make_optimizer(config, self.steps_per_epoch)
         self.mesh = parallel.make_mesh()
         parallel.check_batch_size(config.data.batch_size, self.mesh, "data.batch_size")
@@ -116,6 +120,11 @@ class _Run:
         )
         if restored is None:
             self.state, self.loop = self.init_fn(), LoopState()
+            if self.config.init_from:  # a first start only: a resumed run has its own
+                params = warm_start.initial_params(
+                    self.config.init_from, self.config, self.state.params
+                )
+                self.state = self.state.replace(params=params)
         else:
             self.state, info = restored
             self.loop = LoopState(**info["loop"])

@@ -6,8 +6,9 @@ model or loop code: the caller passes `steps_per_epoch`.
 
 Schedules (s is the optimizer step, counted from 0; `w = warmup_steps`):
   warmup   s < w:   lr * (s + 1) / w, so the first step already learns.
-  'cosine' s >= w:  lr * (1 + cos(pi * (s - w) / (S - w))) / 2, S = num_epochs *
-                    steps_per_epoch, reaching 0 at the end of the last epoch.
+  'cosine' s >= w:  lr * (1 + cos(pi * (s - w) / (S - w))) / 2, S = the run's steps
+                    (`run_steps`: num_epochs * steps_per_epoch, or max_steps if shorter),
+                    reaching 0 at the end of the run.
   'step'   s >= w:  lr * gamma ** (number of milestones m with s >= m * steps_per_epoch),
                     like torch's MultiStepLR stepped once per epoch.
 """
@@ -55,12 +56,12 @@ def validate(config, steps_per_epoch: int) -> None:
         config.num_epochs,
         "a positive int",
     )
-    total_steps = config.num_epochs * steps_per_epoch
+    total_steps = run_steps(config, steps_per_epoch)
     _require(
         o.warmup_steps < total_steps,
         "optim.warmup_steps",
         o.warmup_steps,
-        f"an int in [0, num_epochs * steps_per_epoch = {total_steps})",
+        f"an int in [0, the run's steps = {total_steps})",
     )
     if o.schedule == "step":
         _require(
@@ -72,12 +73,19 @@ def validate(config, steps_per_epoch: int) -> None:
         )
 
 
+def run_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+    """Optimizer steps of the whole run: num_epochs epochs, or config.max_steps if that is
+    set (> 0) and shorter. The cosine schedule decays over exactly these steps."""
+    total = config.num_epochs * steps_per_epoch
+    return min(total, config.max_steps) if config.max_steps > 0 else total
+
+
 def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> Schedule:
     """Returns the learning rate as a function of the optimizer step (validated)."""
     validate(config, steps_per_epoch)
     o = config.optim
     lr, warmup = float(o.lr), int(o.warmup_steps)
-    total_steps = config.num_epochs * steps_per_epoch
+    total_steps = run_steps(config, steps_per_epoch)
 
     def warmup_factor(step):
         if warmup == 0:

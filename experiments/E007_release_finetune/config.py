@@ -1,0 +1,25 @@
+"""E007: what a second, short training stage on the release corpus buys on real recordings.
+
+Both points start from the release model (stage 1, `config.init_from`: the workdir of
+`bash scripts/release.sh`, runs/release by default) and train 4 more epochs on the release
+corpus at a lower peak rate (configs/release.py:finetune): one as it is, one with the random
+equaliser over frequency (`augment.eq_db`). The first point separates "more training" from
+"the equaliser". Run from the repository root after stage 1:
+  python -m experiments.run E007_release_finetune --variant finetune --actions train-val,test \
+      --score ../shared/realdev/maps_enstdk_am
+"""
+
+from configs import release
+
+STAGE_ONE = "runs/release"
+
+
+def get_config(arg=None):
+    config = release.get_config(arg)
+    config.init_from = STAGE_ONE
+    config.eval.test_dev = True  # the best validation model, as scripts/release.sh tests
+    return config
+
+
+def sweep():
+    return [{"augment.eq_db": 0.0}, {"augment.eq_db": 8.0}]
