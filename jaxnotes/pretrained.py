@@ -30,16 +30,39 @@ class PretrainedMissingError(FileNotFoundError):
     """The package holds no pretrained model (a checkout without the shipped files)."""
 
 
-def _param_arrays(model) -> dict[str, np.ndarray]:
+def param_arrays(model) -> dict[str, np.ndarray]:
     """{'path/to/param': array} of a model's nnx.Param leaves."""
     import jax
     from flax import nnx
 
     leaves = jax.tree_util.tree_flatten_with_path(nnx.state(model, nnx.Param))[0]
-    return {_path_name(path): np.asarray(leaf) for path, leaf in leaves}
+    return {path_name(path): np.asarray(leaf) for path, leaf in leaves}
 
 
-def _path_name(path) -> str:
+def matched_arrays(params, arrays: dict[str, np.ndarray], source: str) -> list[np.ndarray]:
+    """`arrays` (as `param_arrays` names them) in the order of `params`' leaves, each of its
+    leaf's shape: the values a model of `params`' structure takes from `source`.
+
+    Raises:
+        ValueError: `source`: a parameter missing, extra, or of another shape (named).
+    """
+    import jax
+
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    names = [path_name(path) for path, _ in flat]
+    missing = sorted(set(names) - set(arrays))
+    extra = sorted(set(arrays) - set(names))
+    if missing or extra:
+        raise ValueError(f"{source}: missing parameters {missing[:5]}, unknown {extra[:5]}")
+    for name, (_, want) in zip(names, flat, strict=True):
+        if arrays[name].shape != want.shape:
+            raise ValueError(
+                f"{source}: {name} has shape {arrays[name].shape}, the config's model {want.shape}"
+            )
+    return [arrays[name] for name in names]
+
+
+def path_name(path) -> str:
     parts = []
     for key in path:
         name = getattr(key, "key", getattr(key, "idx", getattr(key, "name", key)))
@@ -50,7 +73,7 @@ def _path_name(path) -> str:
 def save_weights(model, path: str) -> None:
     """Writes a model's parameters to an .npz file (atomically)."""
     with files.atomic_path(path) as tmp:
-        np.savez(tmp, **_param_arrays(model))
+        np.savez(tmp, **param_arrays(model))
 
 
 def build_model(config, meta, weights_path: str):
@@ -70,21 +93,12 @@ def build_model(config, meta, weights_path: str):
     graphdef, params, rest = nnx.split(abstract, nnx.Param, ...)
     with np.load(weights_path, allow_pickle=False) as stored:
         arrays = {name: stored[name] for name in stored.files}
-    flat, treedef = jax.tree_util.tree_flatten_with_path(params)
-    names = [_path_name(path) for path, _ in flat]
-    missing = sorted(set(names) - set(arrays))
-    extra = sorted(set(arrays) - set(names))
-    if missing or extra:
-        raise ValueError(f"{weights_path}: missing parameters {missing[:5]}, unknown {extra[:5]}")
-    leaves = []
-    for name, (_, want) in zip(names, flat, strict=True):
-        if arrays[name].shape != want.shape:
-            raise ValueError(
-                f"{weights_path}: {name} has shape {arrays[name].shape}, the config's model "
-                f"{want.shape}"
-            )
-        leaves.append(jnp.asarray(arrays[name], want.dtype))
-    params = jax.tree_util.tree_unflatten(treedef, leaves)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    values = matched_arrays(params, arrays, weights_path)
+    params = jax.tree_util.tree_unflatten(
+        treedef,
+        [jnp.asarray(v, leaf.dtype) for v, leaf in zip(values, leaves, strict=True)],
+    )
     rest = checkpoint.fresh_rng_state(rest, config.seed)
     model = nnx.merge(graphdef, params, rest)
     model.eval()

@@ -25,6 +25,7 @@ from typing import Any
 
 import ml_collections
 
+from jaxnotes.data import selection
 from jaxnotes.data.features import CqtConfig
 
 OPTIM_SCHEDULES = ("cosine", "step")
@@ -138,8 +139,7 @@ class DataConfig(_Section):
 
     def __post_init__(self):
         r = self._require
-        bad = [rule for rule in self.train_exclude if "=" not in str(rule)]
-        r(not bad, "train_exclude", f"rules 'column=text' (e.g. 'ensemble=Piano'); got {bad}")
+        selection.parse_rules(self.train_exclude)  # a malformed rule names the field
         r(self.label_format in LABEL_FORMATS, "label_format", f"one of {LABEL_FORMATS}")
         r(0 <= self.validation_fraction < 1, "validation_fraction", "a fraction in [0, 1)")
         r(self.render_workers >= 1, "render_workers", "must be >= 1")

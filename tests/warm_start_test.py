@@ -131,5 +131,5 @@ def test_pretrained_source_is_the_shipped_weights():
     leaves = jax.tree_util.tree_leaves_with_path(warm)
     assert len(leaves) == len(arrays)
     for path, leaf in leaves:
-        name = pretrained._path_name(path)
+        name = pretrained.path_name(path)
         np.testing.assert_array_equal(np.asarray(leaf), arrays[name], err_msg=name)

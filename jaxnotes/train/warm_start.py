@@ -15,11 +15,9 @@ import the data pipeline.
 import os
 
 import jax
-import numpy as np
 from absl import logging
-from flax import nnx
 
-from jaxnotes import files
+from jaxnotes import files, pretrained
 from jaxnotes.data import spec
 from jaxnotes.train import checkpoint
 
@@ -29,8 +27,6 @@ PRETRAINED = "pretrained"
 def source_model(init_from: str):
     """(eval-mode model, its config, a description) of `init_from`."""
     if init_from == PRETRAINED:
-        from jaxnotes import pretrained
-
         model, _, config, _ = pretrained.load()
         return model, config, f"the pretrained model in {pretrained.MODEL_DIR}"
     workdir = os.path.abspath(os.path.expanduser(init_from))
@@ -43,12 +39,6 @@ def source_model(init_from: str):
     return model, config, f"step {step}{' (dev model)' if dev else ''} of {workdir}"
 
 
-def _named(tree) -> dict[str, jax.Array]:
-    return {
-        jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
-    }
-
-
 def initial_params(init_from: str, config, params):
     """`params` (a fresh run's nnx.Param state, placed on the mesh) with the values of
     `init_from`'s model, placed as `params` are.
@@ -59,28 +49,18 @@ def initial_params(init_from: str, config, params):
       FileNotFoundError, CheckpointNotFoundError: no such model.
     """
     model, source_config, what = source_model(init_from)
-    spec.check_same_inputs(source_config, config, f"config.init_from={init_from!r} ({what})")
-    source = {k: np.asarray(v) for k, v in _named(nnx.state(model, nnx.Param)).items()}
-    target = _named(params)
-    missing, extra = sorted(set(target) - set(source)), sorted(set(source) - set(target))
-    if missing or extra:
-        raise ValueError(
-            f"config.init_from={init_from!r}: its model ({source_config.model_name}) has other "
-            f"parameters than config.model_name={config.model_name!r}: missing {missing[:3]}, "
-            f"extra {extra[:3]}"
-        )
-    for name, leaf in target.items():
-        if source[name].shape != leaf.shape:
-            raise ValueError(
-                f"config.init_from={init_from!r}: parameter {name} has shape "
-                f"{source[name].shape}, this config's model {leaf.shape} (config.model differs)"
-            )
+    source = f"config.init_from={init_from!r} ({what})"
+    spec.check_same_inputs(source_config, config, source)
+    values = pretrained.matched_arrays(params, pretrained.param_arrays(model), source)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
 
-    def place(path, leaf):
-        value = source[jax.tree_util.keystr(path)].astype(leaf.dtype)
+    def place(value, leaf):
+        value = value.astype(leaf.dtype)
         # From a callback, not device_put: with several processes the mesh holds devices
         # this process cannot address.
         return jax.make_array_from_callback(leaf.shape, leaf.sharding, lambda index: value[index])
 
     logging.info("warm start: parameters from %s", what)
-    return jax.tree_util.tree_map_with_path(place, params)
+    return jax.tree_util.tree_unflatten(
+        treedef, [place(v, leaf) for v, leaf in zip(values, leaves, strict=True)]
+    )
