@@ -7,13 +7,20 @@ microphone, band limit and noise. Inputs are dB against a running reference ('db
 a recording's level cancels. The works below are reserved for evaluation elsewhere and never
 rendered for training.
 
-Trains from scratch on a 2-core CPU in about 70 minutes, in the background and resumable (rerun
-the same command after an interruption):
+The shipped model is trained in two stages (`bash scripts/release.sh` runs both, resumable:
+rerun the same command after an interruption). Stage 1 trains from scratch on the release
+corpus, about 90 minutes on a 2-core CPU:
   python -m jaxnotes.main --config=configs/release.py --workdir=runs/release \
       --action=process-train,process-test,train-val,test
-then `python -m jaxnotes.pretrained --workdir=runs/release` packs the dev model into the package.
-`configs/release.py:finetune` continues a trained model (`--config.init_from`) for 4 epochs at
-a lower rate: on this corpus (experiment E007) or on a folder of your own.
+Stage 2 (`:stage2`, about 25 minutes with its corpus's rendering) continues the stage 1 model
+(`--config.init_from`) for 4 epochs at a lower rate on `release_variants`, the same pieces with
+every sampled-piano piece played by another piano made of the same samples, and a random
++-8 dB equaliser over frequency (`augment.eq_db`):
+  python -m jaxnotes.main --config=configs/release.py:stage2 --workdir=runs/release-stage2 \
+      --config.init_from=runs/release --action=process-train,process-test,train-val,test
+then `python -m jaxnotes.pretrained --workdir=runs/release-stage2` packs its dev model into the
+package. `configs/release.py:finetune` is the same schedule on this corpus (experiment E007)
+or on a folder of your own (`--config.data.musicnet_dir`).
 """
 
 from configs import transformer
@@ -38,13 +45,23 @@ def get_config(arg: str | None = None):
     if arg == "tiny":  # the tests: the same recipe on seconds of audio
         config = transformer.get_config("tiny")
         config.data.exclude_works = RESERVED_WORKS
-    elif arg == "finetune":
+    elif arg in ("finetune", "stage2"):
         # Fine-tuning a trained model (--config.init_from='pretrained' or a workdir): a few
         # epochs at a lower peak rate, on this corpus (experiment E007) or on your own
         # folder (--config.data.musicnet_dir).
         config.num_epochs = 4
         config.optim.lr = 2e-4
         config.optim.warmup_steps = 100
+        if arg == "stage2":
+            # The shipped model's second stage (scripts/release.sh): the first stage's model
+            # 4 epochs more on the release pieces with every sampled-piano piece played by
+            # another piano made of its samples, with the random equaliser (experiments E007
+            # and E010).
+            config.data.corpus_size = "release_variants"
+            config.augment.eq_db = 8.0
+            config.init_from = "runs/release"
     elif arg:
-        raise ValueError(f"unknown config variant {arg!r}; expected 'tiny', 'finetune' or none")
+        raise ValueError(
+            f"unknown config variant {arg!r}; expected 'tiny', 'finetune', 'stage2' or none"
+        )
     return config

@@ -124,6 +124,57 @@ def test_repeated_note_cuts_the_previous_one(sampler):
     assert rms_db(window(both_S, 0.9, 1.0)) > -60  # the first note sounded until then
 
 
+def test_voicing_tuning_and_stretch(sampler):
+    # A4 is the stretch's centre: at key 87 (1.5 octaves up) 6 cents an octave add 9 cents.
+    voicing = piano.Voicing(cents=-15.0, stretch_cents=6.0)
+    for pitch, cents in ((60, -15.0 - 4.5), (87, -15.0 + 9.0)):
+        audio_S = sampler.render([(pitch, 0.0, 1.0, 100)], voicing=voicing)
+        expected = hz(pitch + cents / 100)
+        assert peak_hz(window(audio_S, 0.1, 0.9)) == pytest.approx(expected, rel=0.0015)
+
+
+def test_voicing_plays_keys_from_shifted_samples(sampler):
+    # Key 60 from the D#4 sample (3 up) or the A3 sample (3 down), repitched: the pitch is
+    # the key's, and the sample slowed down rings longer (a larger instrument).
+    decay_db = {}
+    for shift in (-3, 0, 3):
+        audio_S = sampler.render([(60, 0.0, 3.0, 100)], voicing=piano.Voicing(sample_shift=shift))
+        assert peak_hz(window(audio_S, 0.1, 0.9)) == pytest.approx(hz(60), rel=0.0015)
+        decay_db[shift] = rms_db(window(audio_S, 0.2, 0.4)) - rms_db(window(audio_S, 2.2, 2.4))
+    # The fake tone falls 4.34 dB/s as recorded (exp(-t/2)); played at ratio r, 4.34 r dB/s:
+    # over the 2 s between the windows, 8.69 r dB.
+    for shift, ratio in ((-3, 2 ** (3 / 12)), (0, 1.0), (3, 2 ** (-3 / 12))):
+        assert decay_db[shift] == pytest.approx(8.686 * ratio, rel=0.05)
+
+
+def test_voicing_layers_damping_and_release(sampler):
+    plain_S = sampler.render([(60, 0.0, 1.0, 60)], num_samples=3 * SR)  # layer 8
+    brighter_S = sampler.render(
+        [(60, 0.0, 1.0, 60)], num_samples=3 * SR, voicing=piano.Voicing(layer_shift=5)
+    )
+    assert (60, 13) in sampler._samples  # played from layer 13 ...
+    assert rms_db(brighter_S) == pytest.approx(rms_db(plain_S), abs=0.5)  # ... at layer 8's level
+    damped_S = sampler.render(
+        [(60, 0.0, 1.0, 60)], num_samples=3 * SR, voicing=piano.Voicing(damping_db_per_s=10.0)
+    )
+    lost = rms_db(window(plain_S, 0.7, 0.8)) - rms_db(window(damped_S, 0.7, 0.8))
+    assert lost == pytest.approx(7.5, abs=0.5)  # 10 dB/s over 0.75 s
+    slow_S = sampler.render(
+        [(60, 0.0, 1.0, 60)], num_samples=3 * SR, voicing=piano.Voicing(release_scale=2.0)
+    )
+    assert rms_db(window(slow_S, 1.2, 1.3)) > rms_db(window(plain_S, 1.2, 1.3)) + 10
+
+
+def test_draw_voicing_is_seeded_and_bounded():
+    drawn = [piano.draw_voicing(seed) for seed in range(200)]
+    assert drawn[:5] == [piano.draw_voicing(seed) for seed in range(5)]
+    assert len(set(drawn)) == len(drawn)
+    assert {v.sample_shift for v in drawn} == {-3, 0, 3}
+    assert {v.layer_shift for v in drawn} == set(range(-3, 4))
+    assert all(-20 <= v.cents <= 20 and 0.5 <= v.release_scale <= 2.0 for v in drawn)
+    assert 0.3 < np.mean([v.damping_db_per_s > 0 for v in drawn]) < 0.7
+
+
 def test_determinism_and_length(sampler):
     notes = [(60, 0.1, 0.6, 100), (63, 0.1, 0.6, 60), (61, 0.5, 1.2, 30), (90, 0.3, 0.4, 60)]
     first_S = sampler.render(notes, pedal=[(0.2, 0.9)], seed=3)

@@ -1,5 +1,8 @@
 """The release corpus: its plan, and pieces rendered by the sampled piano with acoustics.
 
+Also its performed twin ('release_performed', experiment E010): the same plan with the
+sampled piano's scores given a performance (performance.py).
+
 The plan is checked without rendering; two short pieces (a generated texture and a chorale
 on the sampled piano, both in a simulated room) are rendered through `rendering.build_piece`
 with a fake sample folder (every key and layer, short synthetic tones: no download).
@@ -11,12 +14,13 @@ import math
 import os
 
 import numpy as np
+import pretty_midi
 import pytest
 import soundfile as sf
 
 from configs import release
 from jaxnotes.data import labels as labels_lib
-from jaxnotes.data.corpus import acoustics, piano, rendering, scores, textures
+from jaxnotes.data.corpus import acoustics, performance, piano, rendering, scores, textures
 from jaxnotes.data.corpus import build as corpus
 
 
@@ -100,3 +104,64 @@ def test_a_score_renders_on_the_piano(plan, sampler, tmp_path):
     lead = int(scores.LEAD_S * rendering.SAMPLE_RATE)
     assert np.abs(audio_S[: lead - 100]).max() == 0.0
     assert np.abs(audio_S[lead : lead + 2000]).max() > 0.01
+
+
+@pytest.fixture(scope="module")
+def performed_plan():
+    return corpus.plan_corpus("release_performed", 0, release.RESERVED_WORKS)
+
+
+def test_release_performed_plan_is_the_release_plan_with_performances(plan, performed_plan):
+    assert [dataclasses.replace(p, performance_seed=None) for p in performed_plan] == plan
+    performed = {p.piece_id for p in performed_plan if p.performance_seed is not None}
+    scores_on_piano = {p.piece_id for p in plan if p.renderer == "piano" and p.texture_seed is None}
+    assert performed == scores_on_piano and performed
+    assert not any(p.octaves for p in performed_plan)
+    # 'release_octaves' is the same again, its performances with octave doublings.
+    octaves = corpus.plan_corpus("release_octaves", 0, release.RESERVED_WORKS)
+    assert [dataclasses.replace(p, octaves=False) for p in octaves] == performed_plan
+    assert {p.piece_id for p in octaves if p.octaves} == performed
+
+
+def test_a_performed_score_renders_its_performance(performed_plan, sampler, tmp_path):
+    piece = next(p for p in performed_plan if p.performance_seed is not None)
+    piece = dataclasses.replace(piece, max_seconds=4.0, acoustics_seed=None)
+    row, audio_S, notes = _render(piece, tmp_path, sampler)
+    _, _, events = scores.score_events(piece)
+    played = performance.perform(events, piece.performance_seed).events
+    assert len(notes) == len(played)
+    # The labels are the keys as performed (MIDI ticks round times by under a millisecond).
+    for note, event in zip(
+        sorted(notes, key=lambda n: (n.pitch, n.start_s)),
+        sorted(played, key=lambda e: (e.pitch, e.start_s)),
+        strict=True,
+    ):
+        assert note.pitch == event.pitch
+        assert note.start_s == pytest.approx(event.start_s, abs=2e-3)
+        assert note.end_s == pytest.approx(event.end_s, abs=2e-3)
+    # The MIDI the piano played holds the performed loudness (label CSVs keep no velocity).
+    midi_file = pretty_midi.PrettyMIDI(str(tmp_path / "midi" / f"{piece.piece_id}.mid"))
+    velocities = sorted(n.velocity for i in midi_file.instruments for n in i.notes)
+    assert velocities == sorted(e.velocity for e in played)
+    assert len(set(velocities)) > len({e.velocity for e in events})
+    assert "performed" in row["source"] and "Salamander" in row["source"]
+
+
+def test_release_variants_plan_voices_every_sampled_piano_piece(plan):
+    variants = corpus.plan_corpus("release_variants", 0, release.RESERVED_WORKS)
+    assert [dataclasses.replace(p, voicing_seed=None) for p in variants] == plan
+    on_piano = [p for p in variants if p.renderer == "piano"]
+    assert on_piano and all(p.voicing_seed is not None for p in on_piano)
+    assert len({p.voicing_seed for p in on_piano}) == len(on_piano)
+    assert all(p.voicing_seed is None for p in variants if p.split == "test")
+
+
+def test_a_voiced_piece_renders_through_its_voicing(sampler, tmp_path):
+    variants = corpus.plan_corpus("release_variants", 0, release.RESERVED_WORKS)
+    piece = next(p for p in variants if p.texture_seed is not None)
+    piece = dataclasses.replace(piece, max_seconds=3.0, acoustics_seed=None, gain_db=-6.0)
+    row, audio_S, _ = _render(piece, tmp_path / "voiced", sampler)
+    plain = dataclasses.replace(piece, voicing_seed=None)
+    _, plain_S, _ = _render(plain, tmp_path / "plain", sampler)
+    assert "voiced as another piano" in row["source"]
+    assert audio_S.shape == plain_S.shape and not np.array_equal(audio_S, plain_S)

@@ -2,9 +2,9 @@
 
 Owns choosing the works (by size and seed), drawing each piece's random
 choices, and the corpus folder: MusicNet's folders, metadata CSV, the resumable
-per-piece rows, the completion summary and the CLI. Rendering one piece (score
--> MIDI -> audio -> labels) lives in `rendering`. Must not import model, loop
-or metric code.
+per-piece rows, the completion summary and the CLI. What each size holds is `sizes`'s
+table; rendering one piece (score -> MIDI -> audio -> labels) lives in `rendering`. Must
+not import model, loop or metric code.
 
 The test split holds whole works unseen in training, rendered with a
 soundfont no training piece uses.
@@ -27,11 +27,11 @@ from jaxnotes import files
 from jaxnotes.data import musicnet
 from jaxnotes.data.corpus import rendering, scores
 from jaxnotes.data.corpus.rendering import CorpusError, Piece
+from jaxnotes.data.corpus.sizes import COMPOSERS, SIZES, SizePlan
 
 FIRST_ID = 100000  # MusicNet's ids are below 3000: ours can never collide with them
 # Bump when rendering changes what a corpus holds: the folder name includes it.
 VERSION = 1
-COMPOSERS = ("bach", "beethoven", "haydn", "mozart", "schubert")  # MusicNet's, in music21
 SCORE_EXTENSIONS = (".mxl", ".musicxml", ".xml", ".krn")
 TRAIN_SOUNDFONTS = ("FluidR3_GM.sf2", "FluidR3Mono_GM.sf3", "TimGM6mb.sf2")
 TEST_SOUNDFONT = "MuseScore_General.sf3"  # held out: the test measures a new timbre
@@ -45,47 +45,6 @@ METADATA_COLUMNS = (
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class SizePlan:
-    """How much of music21's corpus one size renders.
-
-    `train` and `test` count pieces per composer (None in `train`: every piece
-    left); `test_fraction` instead takes about that share of each composer's
-    pieces as test works; `max_seconds` cuts every piece after that long.
-    """
-
-    train: dict
-    test: dict
-    test_fraction: float = 0.0
-    max_seconds: float | None = None
-    piano_fraction: float = 0.0  # train scores played by the sampled piano (piano.py)
-    textures: int = 0  # generated piano textures (textures.py) added to train
-    texture_seconds: float = 60.0
-    acoustics_fraction: float = 0.0  # train pieces given a room, microphone and noise
-
-
-SIZES = {
-    # Seconds of chorales: the tests and the `:tiny` config render it in a few seconds.
-    "tiny": SizePlan(train={"bach": 3}, test={"bach": 1}, max_seconds=5.0),
-    # About an hour, ~10 % test: the README's main job renders it in a few minutes.
-    "default": SizePlan(
-        train={"bach": 40, "mozart": 7, "haydn": 4, "beethoven": 2, "schubert": 1},
-        test={"bach": 4, "mozart": 2},
-        max_seconds=150.0,
-    ),
-    "full": SizePlan(train=dict.fromkeys(COMPOSERS), test={}, test_fraction=0.1),
-    # The shipped model's training audio (configs/release.py), about 5 hours: more scores,
-    # a third of them and 60 generated textures on a sampled concert grand, most pieces in
-    # a simulated room. Its test split is the default size's (same works, same rendering).
-    "release": SizePlan(
-        train={"bach": 150, "mozart": None, "haydn": None, "beethoven": None, "schubert": None},
-        test={"bach": 4, "mozart": 2},
-        max_seconds=150.0,
-        piano_fraction=0.35,
-        textures=60,
-        acoustics_fraction=0.85,
-    ),
-}
 TEXTURE_FIRST_ID = 200000  # ids of generated textures, after every score's
 PIANO_NAME = "Salamander Grand Piano V3"  # the 'soundfont' column of sampled-piano pieces
 
@@ -319,9 +278,14 @@ def plan_corpus(size: str, seed: int, exclude_works=()) -> list[Piece]:
             seed,
             dataclasses.replace(plan, max_seconds=plan.texture_seconds),
         )
-        pieces.append(
+        pieces.append(  # a texture is drawn with its own dynamics and pedal: no performance
             dataclasses.replace(
-                piece, renderer="piano", soundfont=PIANO_NAME, texture_seed=seed * 1_000_000 + k
+                piece,
+                renderer="piano",
+                soundfont=PIANO_NAME,
+                texture_seed=seed * 1_000_000 + k,
+                performance_seed=None,
+                octaves=False,
             )
         )
     return pieces
@@ -352,6 +316,12 @@ def _draw_piece(piece_id, path, work, composer, split, seed, plan: SizePlan) -> 
         piece = dataclasses.replace(piece, renderer="piano", soundfont=PIANO_NAME)
     if rng.random() < plan.acoustics_fraction:
         piece = dataclasses.replace(piece, acoustics_seed=rng.randrange(2**31))
+    if plan.performed and piece.renderer == "piano":
+        piece = dataclasses.replace(
+            piece, performance_seed=rng.randrange(2**31), octaves=plan.octaves
+        )
+    if plan.piano_variants:  # drawn for every train piece: textures become piano pieces later
+        piece = dataclasses.replace(piece, voicing_seed=rng.randrange(2**31))
     return piece
 
 

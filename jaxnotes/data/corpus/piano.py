@@ -7,9 +7,12 @@ nor `corpus` (which may use this module).
 The set holds 16 velocity layers of 30 pitches, a sample every 3 semitones from A0 (MIDI
 21) to C8 (108), so every key is at most a semitone from a sample (B7 two: the C8 files
 sound a semitone high). The piano is stretch-tuned as recorded: A0 about -25 cents, A7
-+40. The samples are CC BY 3.0 (Alexander Holm), packaged on npm by Jan Forst (MIT).
++40. A `Voicing` makes other pianos of the same samples (keys played from samples up to 4
+semitones away, other layers, tuning, sustain and release). The samples are CC BY 3.0
+(Alexander Holm), packaged on npm by Jan Forst (MIT).
 """
 
+import dataclasses
 import math
 import os
 import re
@@ -46,6 +49,43 @@ RESTRIKE_FADE_S = 0.02  # a repeated key cuts its previous note with this fade
 EDGE_FADE_S = 0.002  # fade-in before a sample's trimmed onset, fade-out at its end
 ONSET_DB = -40.0  # a sample starts where it first reaches this level re its peak
 GAIN_JITTER_DB, DETUNE_CENTS = 1.0, 3.0  # per-note variation drawn from the seed
+
+
+@dataclasses.dataclass(frozen=True)
+class Voicing:
+    """How one piece's piano differs from the Salamander grand as recorded (the default is
+    the recording itself): another instrument made from the same samples.
+
+    - `sample_shift`: every key is played from the samples about this many semitones above
+      (+) or below (-) it, repitched: the body's resonances move with the strings, as on a
+      smaller (brighter, shorter) or larger (darker, longer) instrument.
+    - `layer_shift`: velocity layers this many steps brighter (+) or duller (-) than the
+      velocity's own, at the velocity's level: harder or softer hammers.
+    - `cents` and `stretch_cents`: the tuning, shifted and stretched (cents per octave away
+      from A4), as no two pianos are tuned alike.
+    - `damping_db_per_s`: every note decays this much faster: shorter sustain.
+    - `release_scale`: the dampers' release times, scaled.
+    """
+
+    sample_shift: int = 0
+    layer_shift: int = 0
+    cents: float = 0.0
+    stretch_cents: float = 0.0
+    damping_db_per_s: float = 0.0
+    release_scale: float = 1.0
+
+
+def draw_voicing(seed: int) -> Voicing:
+    """A random voicing, drawn from `seed`; about a third keep the recorded samples' pitches."""
+    rng = np.random.default_rng(seed)
+    return Voicing(
+        sample_shift=int(rng.choice([-3, 0, 3])),
+        layer_shift=int(rng.integers(-3, 4)),
+        cents=float(rng.uniform(-20.0, 20.0)),
+        stretch_cents=float(rng.uniform(-4.0, 6.0)),
+        damping_db_per_s=float(rng.choice([0.0, rng.uniform(1.0, 8.0)])),
+        release_scale=float(rng.uniform(0.5, 2.0)),
+    )
 
 
 def sample_file(pitch: int, layer: int) -> str:
@@ -143,11 +183,19 @@ class PianoSampler:
         self.sample_dir, self.sr = sample_dir, int(sr)
         self._samples = {}
 
-    def render(self, notes, pedal=(), num_samples: int | None = None, seed: int = 0) -> np.ndarray:
+    def render(
+        self,
+        notes,
+        pedal=(),
+        num_samples: int | None = None,
+        seed: int = 0,
+        voicing: Voicing = Voicing(),
+    ) -> np.ndarray:
         """Mono float32 audio at `sr` of `notes`, (pitch, start_s, end_s, velocity 1..127).
 
-        `pedal` holds (down_s, up_s) sustain intervals. The audio is `num_samples` long if
-        given, else until the last sound ends; it is not normalised and may exceed 1.
+        `pedal` holds (down_s, up_s) sustain intervals; `voicing` makes another piano of the
+        samples. The audio is `num_samples` long if given, else until the last sound ends;
+        it is not normalised and may exceed 1.
         """
         pitch_N, start_N, end_N, velocity_N = _check_notes(notes)
         count, sr = len(pitch_N), self.sr
@@ -163,16 +211,19 @@ class PianoSampler:
         next_N[order[:-1]] = np.where(same, start_N[order][1:], np.inf)
         # Fade (-60 dB) from the damper, or after ringing on for the undamped top notes.
         release_N = np.interp(pitch_N, (MIN_PITCH, UNDAMPED_PITCH - 1), RELEASE_S)
+        release_N = release_N * voicing.release_scale
         fade_N = damper_N + np.where(pitch_N >= UNDAMPED_PITCH, UNDAMPED_RING_S, 0.0)
         stop_N = np.minimum(fade_N + release_N, next_N + RESTRIKE_FADE_S)
         # Nearest sample (at most a semitone away), layer and level, with the seed's jitter.
         rng = np.random.default_rng(seed)
         jitter_N2 = rng.uniform(-1, 1, (count, 2))  # row i: note i's, whatever follows it
         gain_db_N, cents_N = jitter_N2[:, 0] * GAIN_JITTER_DB, jitter_N2[:, 1] * DETUNE_CENTS
-        base_N = MIN_PITCH + 3 * np.round((pitch_N - MIN_PITCH) / 3).astype(int)
+        cents_N = cents_N + voicing.cents + voicing.stretch_cents * (pitch_N - 69) / 12
+        wanted_N = np.clip(pitch_N + voicing.sample_shift, MIN_PITCH, MAX_PITCH)
+        base_N = MIN_PITCH + 3 * np.round((wanted_N - MIN_PITCH) / 3).astype(int)
         sounding_N = np.where(base_N == 108, SOUNDING_PITCH[108], base_N)
         ratio_N = 2.0 ** ((pitch_N - sounding_N + cents_N / 100) / 12)
-        layer_N = velocity_layer(velocity_N)
+        layer_N = np.clip(velocity_layer(velocity_N) + voicing.layer_shift, 1, NUM_LAYERS)
         gain_N = 10 ** ((velocity_db(velocity_N) - np.take(LAYER_DB, layer_N - 1) + gain_db_N) / 20)
 
         first_N = np.round(start_N * sr).astype(int)
@@ -193,6 +244,9 @@ class PianoSampler:
         for i, n, sample_S in pieces:
             note_S = _resample_linear(sample_S, ratio_N[i], n)
             note_S *= np.float32(gain_N[i])
+            if voicing.damping_db_per_s > 0:
+                rate = np.float32(-voicing.damping_db_per_s * math.log(10) / 20 / sr)
+                note_S *= np.exp(np.arange(n, dtype=np.float32) * rate)
             fade = max(int(round((fade_N[i] - start_N[i]) * sr)), 0)
             if fade < n:  # exponential release to -60 dB over release_N
                 decay = np.float32(-math.log(1000) / (release_N[i] * sr))

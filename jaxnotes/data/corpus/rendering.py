@@ -65,6 +65,9 @@ class Piece:
     renderer: str = "fluidsynth"  # 'fluidsynth' (the soundfont) | 'piano' (the sampled piano)
     texture_seed: int | None = None  # a generated piano texture (textures.py), not a score
     acoustics_seed: int | None = None  # room, microphone and noise (acoustics.py); None: dry
+    performance_seed: int | None = None  # a score performed (performance.py); None: as written
+    octaves: bool = False  # the performance doubles bass and melody in octaves (performance.py)
+    voicing_seed: int | None = None  # another piano made of the samples (piano.draw_voicing)
 
 
 def find_fluidsynth() -> str:
@@ -114,12 +117,23 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str, piano=
     except Exception as e:  # music21 raises many types for scores it cannot read
         log.warning("skipping %s: %s: %s", piece.path, type(e).__name__, e)
         return {"music21_path": piece.path, "failed": f"{type(e).__name__}: {e}"}
+    if piece.performance_seed is not None and piece.texture_seed is None:
+        from jaxnotes.data.corpus import performance
+
+        played = performance.perform(events, piece.performance_seed, piece.octaves)
+        events, pedal = played.events, played.pedal
     name = str(piece.piece_id)
     midi_path = os.path.join(root, "midi", f"{name}.mid")
     _write_midi(events, midi_path)
     notes = _read_back(midi_path, events)
     if piece.renderer == "piano":  # from the notes read back: audio and labels agree exactly
-        audio_S = piano.render([(n.pitch, n.start_s, n.end_s, n.velocity) for n in notes], pedal)
+        from jaxnotes.data.corpus import piano as piano_lib
+
+        voicing = piano_lib.Voicing()
+        if piece.voicing_seed is not None:
+            voicing = piano_lib.draw_voicing(piece.voicing_seed)
+        notes_N4 = [(n.pitch, n.start_s, n.end_s, n.velocity) for n in notes]
+        audio_S = piano.render(notes_N4, pedal, voicing=voicing)
     else:
         audio_S = _render(fluidsynth, soundfont, midi_path, piece)
     num_samples = int(round((max(n.end_s for n in notes) + TAIL_S) * SAMPLE_RATE))
@@ -144,7 +158,12 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str, piano=
     if piece.texture_seed is not None:
         catalog, composition, movement = f"TEXTURE_{piece.texture_seed}", "Piano texture", ""
     how = "the Salamander Grand Piano V3 samples" if piece.renderer == "piano" else None
+    if how and piece.voicing_seed is not None:
+        how += " voiced as another piano"
     how = how or f"fluidsynth and {piece.soundfont}"
+    if piece.performance_seed is not None and piece.texture_seed is None:
+        how += ", performed (dynamics, voicing, rubato, sustain pedal"
+        how += ", octave doublings)" if piece.octaves else ")"
     room = ", room and microphone simulated" if piece.acoustics_seed is not None else ""
     return {
         "id": piece.piece_id,

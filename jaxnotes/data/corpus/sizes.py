@@ -1,0 +1,65 @@
+"""The sizes the default corpus renders at: how many of music21's scores, and what is added.
+
+Owns `SizePlan` and `SIZES`, the table behind `config.data.corpus_size`. Choosing the
+pieces from a plan, and rendering them, are `build`'s and `rendering`'s business. Must not
+import either (build imports this module), nor model, loop or metric code.
+"""
+
+import dataclasses
+
+COMPOSERS = ("bach", "beethoven", "haydn", "mozart", "schubert")  # MusicNet's, in music21
+
+
+@dataclasses.dataclass(frozen=True)
+class SizePlan:
+    """How much of music21's corpus one size renders.
+
+    `train` and `test` count pieces per composer (None in `train`: every piece
+    left); `test_fraction` instead takes about that share of each composer's
+    pieces as test works; `max_seconds` cuts every piece after that long.
+    """
+
+    train: dict
+    test: dict
+    test_fraction: float = 0.0
+    max_seconds: float | None = None
+    piano_fraction: float = 0.0  # train scores played by the sampled piano (piano.py)
+    textures: int = 0  # generated piano textures (textures.py) added to train
+    texture_seconds: float = 60.0
+    acoustics_fraction: float = 0.0  # train pieces given a room, microphone and noise
+    performed: bool = False  # scores on the sampled piano played expressively (performance.py)
+    octaves: bool = False  # ... and with octave doublings of bass and melody (performance.py)
+    piano_variants: bool = False  # each sampled-piano piece on another voicing (piano.Voicing)
+
+
+SIZES = {
+    # Seconds of chorales: the tests and the `:tiny` config render it in a few seconds.
+    "tiny": SizePlan(train={"bach": 3}, test={"bach": 1}, max_seconds=5.0),
+    # About an hour, ~10 % test: the README's main job renders it in a few minutes.
+    "default": SizePlan(
+        train={"bach": 40, "mozart": 7, "haydn": 4, "beethoven": 2, "schubert": 1},
+        test={"bach": 4, "mozart": 2},
+        max_seconds=150.0,
+    ),
+    "full": SizePlan(train=dict.fromkeys(COMPOSERS), test={}, test_fraction=0.1),
+    # The shipped model's training audio (configs/release.py), about 5 hours: more scores,
+    # a third of them and 60 generated textures on a sampled concert grand, most pieces in
+    # a simulated room. Its test split is the default size's (same works, same rendering).
+    "release": SizePlan(
+        train={"bach": 150, "mozart": None, "haydn": None, "beethoven": None, "schubert": None},
+        test={"bach": 4, "mozart": 2},
+        max_seconds=150.0,
+        piano_fraction=0.35,
+        textures=60,
+        acoustics_fraction=0.85,
+    ),
+}
+# The release corpus with every score on the sampled piano given a performance (dynamics,
+# voicing, rubato, sustain pedal) instead of the page's flat loudness: experiment E010.
+# The same pieces, soundfonts and rooms as 'release'.
+SIZES["release_performed"] = dataclasses.replace(SIZES["release"], performed=True)
+# ... and with the bass, and now and then the melody, doubled in octaves (E010).
+SIZES["release_octaves"] = dataclasses.replace(SIZES["release_performed"], octaves=True)
+# The release corpus with every sampled-piano piece (scores and textures) played by another
+# piano made of the same samples (piano.Voicing): experiment E010.
+SIZES["release_variants"] = dataclasses.replace(SIZES["release"], piano_variants=True)
