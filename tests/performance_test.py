@@ -139,7 +139,7 @@ def test_octave_doublings_add_to_the_same_performance():
             interval = {"8vb": -12, "8va": 12}[suffix]
             source = sources[(track, e.pitch - interval, e.start_s)]  # sounds with its note
             assert e.end_s == source.end_s and e.velocity <= source.velocity
-            assert performance.KEYS[0] <= e.pitch <= performance.KEYS[1]
+            assert performance.LOWEST_KEY <= e.pitch <= performance.HIGHEST_KEY
             kinds[suffix] += 1
         # No key is struck by a doubling while another part holds it.
         for e in extra:

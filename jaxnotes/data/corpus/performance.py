@@ -28,6 +28,7 @@ import dataclasses
 import numpy as np
 
 from jaxnotes.data.corpus import scores
+from jaxnotes.data.corpus.texture_segment import HIGHEST_KEY, LOWEST_KEY
 
 LEVEL_RANGE = (30.0, 95.0)  # a piece's mean MIDI velocity: pp-ish .. f
 VELOCITY_RANGE = (12, 127)
@@ -41,7 +42,6 @@ MIN_PEDAL_S = 0.3  # bass notes closer than this do not change the pedal
 MAX_PEDAL_S = 4.0  # the pedal is changed at least this often
 BASS_OCTAVE_PROBABILITY = 0.6  # pieces whose bass part is doubled an octave below
 MELODY_OCTAVE_PROBABILITY = 0.3  # pieces whose top part is doubled an octave above
-KEYS = (21, 108)  # A0 .. C8: doublings stay on the keyboard
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,11 +87,10 @@ def _doublings(rng, played) -> list[scores.Event]:
 
     A doubling sounds with its note, a little softer; one that would fall off the keyboard,
     or onto a key another part holds then, is left out."""
-    tracks = sorted({e.track for e in played})
-    if len(tracks) < 2:
+    mean_pitch = _mean_pitches(played)
+    ranked = sorted(mean_pitch, key=mean_pitch.get)  # the bass first
+    if len(ranked) < 2:
         return []
-    mean_pitch = {t: np.mean([e.pitch for e in played if e.track == t]) for t in tracks}
-    ranked = sorted(tracks, key=mean_pitch.get)  # the bass first
     plan = []
     if rng.random() < BASS_OCTAVE_PROBABILITY:
         plan.append((ranked[0], -12, "-8vb"))
@@ -104,7 +103,7 @@ def _doublings(rng, played) -> list[scores.Event]:
     for track, interval, suffix in plan:
         for e in (e for e in played if e.track == track):
             pitch = e.pitch + interval
-            if not KEYS[0] <= pitch <= KEYS[1]:
+            if not LOWEST_KEY <= pitch <= HIGHEST_KEY:
                 continue
             if any(a < e.end_s and e.start_s < b for a, b in held.get(pitch, ())):
                 continue
@@ -113,6 +112,12 @@ def _doublings(rng, played) -> list[scores.Event]:
                 dataclasses.replace(e, track=track + suffix, pitch=pitch, velocity=velocity)
             )
     return added
+
+
+def _mean_pitches(events) -> dict[str, float]:
+    """{track: mean pitch} of the events' parts, in the order of the track names."""
+    tracks = sorted({e.track for e in events})
+    return {t: np.mean([e.pitch for e in events if e.track == t]) for t in tracks}
 
 
 def _untangle(events, start_N, end_N) -> None:
@@ -151,9 +156,8 @@ def _velocities(rng, events, start_N) -> np.ndarray:
     knots_K = np.cumsum(np.concatenate([[0.0], rng.uniform(*SWELL_KNOT_S, int(end / 2) + 2)]))
     swell_K = rng.uniform(-1.0, 1.0, len(knots_K)) * rng.uniform(*SWELL_DEPTH)
     curve_N = level + np.interp(start_N, knots_K, swell_K)
-    tracks = sorted({e.track for e in events})
-    mean_pitch = {t: np.mean([e.pitch for e in events if e.track == t]) for t in tracks}
-    ranked = sorted(tracks, key=mean_pitch.get, reverse=True)  # top part first
+    mean_pitch = _mean_pitches(events)
+    ranked = sorted(mean_pitch, key=mean_pitch.get, reverse=True)  # top part first
     voicing = {t: -rng.uniform(0.0, 15.0) for t in ranked}
     voicing[ranked[0]] = rng.uniform(0.0, 12.0)  # the melody
     if len(ranked) > 2:

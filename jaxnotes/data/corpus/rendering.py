@@ -117,7 +117,7 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str, piano=
     except Exception as e:  # music21 raises many types for scores it cannot read
         log.warning("skipping %s: %s: %s", piece.path, type(e).__name__, e)
         return {"music21_path": piece.path, "failed": f"{type(e).__name__}: {e}"}
-    if piece.performance_seed is not None and piece.texture_seed is None:
+    if piece.performance_seed is not None:  # plan_corpus gives textures none
         from jaxnotes.data.corpus import performance
 
         played = performance.perform(events, piece.performance_seed, piece.octaves)
@@ -161,7 +161,7 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str, piano=
     if how and piece.voicing_seed is not None:
         how += " voiced as another piano"
     how = how or f"fluidsynth and {piece.soundfont}"
-    if piece.performance_seed is not None and piece.texture_seed is None:
+    if piece.performance_seed is not None:
         how += ", performed (dynamics, voicing, rubato, sustain pedal"
         how += ", octave doublings)" if piece.octaves else ")"
     room = ", room and microphone simulated" if piece.acoustics_seed is not None else ""
