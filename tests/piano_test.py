@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 from jaxnotes.data.corpus import piano, rendering
+from jaxnotes.data.corpus import voicing as voicing_lib
 
 SR = 44100
 FILE_SR = 48000  # the real samples' rate: the sampler resamples them
@@ -126,7 +127,7 @@ def test_repeated_note_cuts_the_previous_one(sampler):
 
 def test_voicing_tuning_and_stretch(sampler):
     # A4 is the stretch's centre: at key 87 (1.5 octaves up) 6 cents an octave add 9 cents.
-    voicing = piano.Voicing(cents=-15.0, stretch_cents=6.0)
+    voicing = voicing_lib.Voicing(cents=-15.0, stretch_cents=6.0)
     for pitch, cents in ((60, -15.0 - 4.5), (87, -15.0 + 9.0)):
         audio_S = sampler.render([(pitch, 0.0, 1.0, 100)], voicing=voicing)
         expected = hz(pitch + cents / 100)
@@ -138,7 +139,9 @@ def test_voicing_plays_keys_from_shifted_samples(sampler):
     # the key's, and the sample slowed down rings longer (a larger instrument).
     decay_db = {}
     for shift in (-3, 0, 3):
-        audio_S = sampler.render([(60, 0.0, 3.0, 100)], voicing=piano.Voicing(sample_shift=shift))
+        audio_S = sampler.render(
+            [(60, 0.0, 3.0, 100)], voicing=voicing_lib.Voicing(sample_shift=shift)
+        )
         assert peak_hz(window(audio_S, 0.1, 0.9)) == pytest.approx(hz(60), rel=0.0015)
         decay_db[shift] = rms_db(window(audio_S, 0.2, 0.4)) - rms_db(window(audio_S, 2.2, 2.4))
     # The fake tone falls 4.34 dB/s as recorded (exp(-t/2)); played at ratio r, 4.34 r dB/s:
@@ -150,29 +153,72 @@ def test_voicing_plays_keys_from_shifted_samples(sampler):
 def test_voicing_layers_damping_and_release(sampler):
     plain_S = sampler.render([(60, 0.0, 1.0, 60)], num_samples=3 * SR)  # layer 8
     brighter_S = sampler.render(
-        [(60, 0.0, 1.0, 60)], num_samples=3 * SR, voicing=piano.Voicing(layer_shift=5)
+        [(60, 0.0, 1.0, 60)], num_samples=3 * SR, voicing=voicing_lib.Voicing(layer_shift=5)
     )
     assert (60, 13) in sampler._samples  # played from layer 13 ...
     assert rms_db(brighter_S) == pytest.approx(rms_db(plain_S), abs=0.5)  # ... at layer 8's level
     damped_S = sampler.render(
-        [(60, 0.0, 1.0, 60)], num_samples=3 * SR, voicing=piano.Voicing(damping_db_per_s=10.0)
+        [(60, 0.0, 1.0, 60)], num_samples=3 * SR, voicing=voicing_lib.Voicing(damping_db_per_s=10.0)
     )
     lost = rms_db(window(plain_S, 0.7, 0.8)) - rms_db(window(damped_S, 0.7, 0.8))
     assert lost == pytest.approx(7.5, abs=0.5)  # 10 dB/s over 0.75 s
     slow_S = sampler.render(
-        [(60, 0.0, 1.0, 60)], num_samples=3 * SR, voicing=piano.Voicing(release_scale=2.0)
+        [(60, 0.0, 1.0, 60)], num_samples=3 * SR, voicing=voicing_lib.Voicing(release_scale=2.0)
     )
     assert rms_db(window(slow_S, 1.2, 1.3)) > rms_db(window(plain_S, 1.2, 1.3)) + 10
 
 
 def test_draw_voicing_is_seeded_and_bounded():
-    drawn = [piano.draw_voicing(seed) for seed in range(200)]
-    assert drawn[:5] == [piano.draw_voicing(seed) for seed in range(5)]
+    drawn = [voicing_lib.draw_voicing(seed) for seed in range(200)]
+    assert drawn[:5] == [voicing_lib.draw_voicing(seed) for seed in range(5)]
     assert len(set(drawn)) == len(drawn)
     assert {v.sample_shift for v in drawn} == {-3, 0, 3}
     assert {v.layer_shift for v in drawn} == set(range(-3, 4))
     assert all(-20 <= v.cents <= 20 and 0.5 <= v.release_scale <= 2.0 for v in drawn)
     assert 0.3 < np.mean([v.damping_db_per_s > 0 for v in drawn]) < 0.7
+
+
+def test_wide_voicing_draws_are_seeded_bounded_and_reach_further():
+    drawn = [voicing_lib.draw_voicing(seed, "wide") for seed in range(300)]
+    assert drawn[:5] == [voicing_lib.draw_voicing(seed, "wide") for seed in range(5)]
+    assert drawn[0] != voicing_lib.draw_voicing(0)  # not the narrow draw of the same seed
+    assert {v.sample_shift for v in drawn} == set(range(-6, 7))
+    assert {v.treble_shift for v in drawn} == set(range(-3, 4))
+    assert {v.layer_shift for v in drawn} == set(range(-4, 5))
+    assert all(-25 <= v.cents <= 25 and 0.5 <= v.release_scale <= 2.5 for v in drawn)
+    unisons = [v.unison_cents for v in drawn if v.unison_cents > 0]
+    assert 0.3 < len(unisons) / len(drawn) < 0.7 and all(1 <= c <= 4 for c in unisons)
+    # The narrow pianos never have the wide fields.
+    narrow = [voicing_lib.draw_voicing(seed) for seed in range(50)]
+    assert all(v.treble_shift == 0 and v.unison_cents == 0 for v in narrow)
+    with pytest.raises(ValueError, match="'broad'"):
+        voicing_lib.draw_voicing(0, "broad")
+
+
+def test_treble_shift_grows_across_the_keyboard(sample_dir):
+    voicing = voicing_lib.Voicing(sample_shift=-1, treble_shift=3)
+    shift_N = voicing_lib.sample_shift_N(voicing, np.array([21, 50, 65, 108]), 21, 108)
+    np.testing.assert_array_equal(shift_N, [-1, 0, 1, 2])
+    # Key 60 is 39/87 of the way up: 7 semitones at C8 give 3 there, so the D#4 sample.
+    fresh = piano.PianoSampler(sample_dir, sr=SR)
+    audio_S = fresh.render([(60, 0.0, 1.0, 60)], voicing=voicing_lib.Voicing(treble_shift=7))
+    assert set(fresh._samples) == {(63, 8)}
+    assert peak_hz(window(audio_S, 0.1, 0.9)) == pytest.approx(hz(60), rel=0.0015)
+
+
+def test_unison_is_two_strings_cents_apart_at_half_level(sampler):
+    note = [(60, 0.0, 2.0, 100)]
+    both_S = sampler.render(note, seed=5, voicing=voicing_lib.Voicing(unison_cents=4.0))
+    up_S = sampler.render(note, seed=5, voicing=voicing_lib.Voicing(cents=2.0))
+    down_S = sampler.render(note, seed=5, voicing=voicing_lib.Voicing(cents=-2.0))
+    assert both_S.shape == up_S.shape == down_S.shape
+    np.testing.assert_allclose(both_S, 0.5 * (up_S + down_S), rtol=1e-4, atol=1e-6)
+    # The strings beat (4 cents: 0.6 Hz at C4, 1.2 and 1.8 Hz on its partials): the level
+    # swings more than the plain note's decay within the first second.
+    envelope_W = [rms_db(window(both_S, t, t + 0.05)) for t in np.arange(0.05, 1.0, 0.05)]
+    plain_S = sampler.render(note, seed=5)
+    plain_W = [rms_db(window(plain_S, t, t + 0.05)) for t in np.arange(0.05, 1.0, 0.05)]
+    assert np.ptp(envelope_W) > np.ptp(plain_W) + 3
 
 
 def test_determinism_and_length(sampler):

@@ -22,6 +22,7 @@ from configs import release
 from jaxnotes.data import labels as labels_lib
 from jaxnotes.data.corpus import acoustics, performance, piano, rendering, scores, textures
 from jaxnotes.data.corpus import build as corpus
+from jaxnotes.data.corpus import voicing as voicing_lib
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +166,67 @@ def test_a_voiced_piece_renders_through_its_voicing(sampler, tmp_path):
     _, plain_S, _ = _render(plain, tmp_path / "plain", sampler)
     assert "voiced as another piano" in row["source"]
     assert audio_S.shape == plain_S.shape and not np.array_equal(audio_S, plain_S)
+
+
+def test_release_pianos_plan_performs_more_scores_on_wide_pianos(plan):
+    pianos = corpus.plan_corpus("release_pianos", 0, release.RESERVED_WORKS)
+    assert [(p.piece_id, p.path, p.split, p.acoustics_seed) for p in pianos] == [
+        (p.piece_id, p.path, p.split, p.acoustics_seed) for p in plan
+    ]
+    before = {p.piece_id: p for p in plan}
+    train_scores = [p for p in pianos if p.split == "train" and p.texture_seed is None]
+    on_piano = [p for p in train_scores if p.renderer == "piano"]
+    assert 0.5 < len(on_piano) / len(train_scores) < 0.7  # piano_fraction 0.6
+    # Every score the release corpus plays on the piano is still on it.
+    assert all(p.renderer == "piano" for p in pianos if before[p.piece_id].renderer == "piano")
+    voiced = [p for p in pianos if p.renderer == "piano"]
+    assert all(p.voicing_seed is not None and p.voicing_kind == "wide" for p in voiced)
+    # The scores on it are performed (textures have their own dynamics and pedal).
+    assert all((p.performance_seed is not None) == (p in on_piano) for p in pianos)
+    assert not any(p.octaves for p in pianos)
+    assert all(p.voicing_seed is None for p in pianos if p.split == "test")
+    assert [p for p in pianos if p.split == "test"] == [p for p in plan if p.split == "test"]
+
+
+class _SeedRecorder:
+    """Wraps a sampler and keeps the seed and voicing each render was asked for."""
+
+    def __init__(self, sampler):
+        self.sampler, self.calls = sampler, []
+
+    def render(self, notes, pedal=(), seed=0, voicing=voicing_lib.RECORDED):
+        self.calls.append((seed, voicing))
+        return self.sampler.render(notes, pedal, seed=seed, voicing=voicing)
+
+
+def test_a_wide_piano_draws_its_voicing_and_note_jitter_from_the_piece(sampler, tmp_path):
+    pianos = corpus.plan_corpus("release_pianos", 0, release.RESERVED_WORKS)
+    piece = next(p for p in pianos if p.texture_seed is not None)
+    piece = dataclasses.replace(piece, max_seconds=3.0, acoustics_seed=None, gain_db=-6.0)
+    recorder = _SeedRecorder(sampler)
+    row, wide_S, _ = _render(piece, tmp_path / "wide", recorder)
+    narrow = dataclasses.replace(piece, voicing_kind="narrow")
+    _, narrow_S, _ = _render(narrow, tmp_path / "narrow", recorder)
+    assert recorder.calls == [
+        (piece.voicing_seed, voicing_lib.draw_voicing(piece.voicing_seed, "wide")),
+        (0, voicing_lib.draw_voicing(piece.voicing_seed)),  # narrow corpora render as they were
+    ]
+    assert "voiced as another piano" in row["source"]
+    assert wide_S.shape == narrow_S.shape and not np.array_equal(wide_S, narrow_S)
+
+
+def test_a_second_take_redraws_rooms_performances_and_pianos():
+    first = corpus.plan_corpus("release_pianos", 0, release.RESERVED_WORKS)
+    second = corpus.plan_corpus("release_pianos2", 0, release.RESERVED_WORKS)
+    redrawn = ("acoustics_seed", "performance_seed", "voicing_seed")
+    for a, b in zip(first, second, strict=True):
+        # The same pieces, soundfonts, tempi and renderers; a seed where the first has one.
+        assert dataclasses.replace(a, **dict.fromkeys(redrawn)) == dataclasses.replace(
+            b, **dict.fromkeys(redrawn)
+        )
+        for name in redrawn:
+            assert (getattr(a, name) is None) == (getattr(b, name) is None)
+            if getattr(a, name) is not None:
+                assert getattr(a, name) != getattr(b, name)
+    assert [p for p in second if p.split == "test"] == [p for p in first if p.split == "test"]
+    assert corpus.plan_corpus("release_pianos2", 0, release.RESERVED_WORKS) == second

@@ -15,7 +15,8 @@ from jaxnotes.data import spec
 @pytest.mark.parametrize(
     "module,variant",
     [(transformer, None), (transformer, "tiny"), (transformer, "quick"), (cnn_mlp, "quick")]
-    + [(release, None), (release, "tiny"), (release, "finetune"), (release, "stage2")],
+    + [(release, None), (release, "tiny"), (release, "finetune"), (release, "stage2")]
+    + [(release, "stage3")],
 )
 def test_every_config_builds(module, variant):
     run = sections.RunConfig.of(module.get_config(variant))

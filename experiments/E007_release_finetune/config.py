@@ -19,10 +19,7 @@ STAGE_ONE = "runs/release"
 
 
 def get_config(arg=None):
-    config = release.get_config(arg)
-    config.init_from = STAGE_ONE
-    config.eval.test_dev = True  # the best validation model, as scripts/release.sh tests
-    return config
+    return release.continued(arg, STAGE_ONE)
 
 
 def sweep():

@@ -14,7 +14,7 @@ point, the release corpus with nothing left out, is this experiment's reference)
     keyboard's lowest octaves and puts octave-related notes together;
   - `data.corpus_size='release_variants'`: the release corpus with every sampled-piano piece
     (scores and textures) played by another piano made of the same samples
-    (`piano.Voicing`: keys from samples 3 semitones away, repitched; brighter or duller
+    (`voicing.Voicing`: keys from samples 3 semitones away, repitched; brighter or duller
     layers; other tuning and stretch; shorter sustain; other release times).
 These corpora hold the release corpus's pieces, soundfonts and rooms; only the
 sampled piano's pieces sound different.

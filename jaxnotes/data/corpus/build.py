@@ -321,7 +321,16 @@ def _draw_piece(piece_id, path, work, composer, split, seed, plan: SizePlan) -> 
             piece, performance_seed=rng.randrange(2**31), octaves=plan.octaves
         )
     if plan.piano_variants:  # drawn for every train piece: textures become piano pieces later
-        piece = dataclasses.replace(piece, voicing_seed=rng.randrange(2**31))
+        piece = dataclasses.replace(
+            piece, voicing_seed=rng.randrange(2**31), voicing_kind=plan.voicings
+        )
+    if plan.take:  # the same pieces again, in other rooms, performances and pianos
+        again = random.Random(f"jaxnotes-take:{plan.take}:{seed}:{path}")
+        redrawn = {
+            name: None if getattr(piece, name) is None else again.randrange(2**31)
+            for name in ("acoustics_seed", "performance_seed", "voicing_seed")
+        }
+        piece = dataclasses.replace(piece, **redrawn)
     return piece
 
 

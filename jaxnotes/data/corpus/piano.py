@@ -7,12 +7,10 @@ nor `corpus` (which may use this module).
 The set holds 16 velocity layers of 30 pitches, a sample every 3 semitones from A0 (MIDI
 21) to C8 (108), so every key is at most a semitone from a sample (B7 two: the C8 files
 sound a semitone high). The piano is stretch-tuned as recorded: A0 about -25 cents, A7
-+40. A `Voicing` makes other pianos of the same samples (keys played from samples up to 4
-semitones away, other layers, tuning, sustain and release). The samples are CC BY 3.0
-(Alexander Holm), packaged on npm by Jan Forst (MIT).
++40. A `Voicing` (voicing.py) makes other pianos of the same samples. The samples are
+CC BY 3.0 (Alexander Holm), packaged on npm by Jan Forst (MIT).
 """
 
-import dataclasses
 import math
 import os
 import re
@@ -24,6 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from jaxnotes.data.corpus.rendering import CorpusError
+from jaxnotes.data.corpus.voicing import RECORDED, Voicing, sample_shift_N
 
 PIANO_VERSION = "1.0.5"
 PIANO_PACKAGES = tuple(f"@audio-samples/piano-velocity{k}@{PIANO_VERSION}" for k in range(1, 17))
@@ -49,43 +48,6 @@ RESTRIKE_FADE_S = 0.02  # a repeated key cuts its previous note with this fade
 EDGE_FADE_S = 0.002  # fade-in before a sample's trimmed onset, fade-out at its end
 ONSET_DB = -40.0  # a sample starts where it first reaches this level re its peak
 GAIN_JITTER_DB, DETUNE_CENTS = 1.0, 3.0  # per-note variation drawn from the seed
-
-
-@dataclasses.dataclass(frozen=True)
-class Voicing:
-    """How one piece's piano differs from the Salamander grand as recorded (the default is
-    the recording itself): another instrument made from the same samples.
-
-    - `sample_shift`: every key is played from the samples about this many semitones above
-      (+) or below (-) it, repitched: the body's resonances move with the strings, as on a
-      smaller (brighter, shorter) or larger (darker, longer) instrument.
-    - `layer_shift`: velocity layers this many steps brighter (+) or duller (-) than the
-      velocity's own, at the velocity's level: harder or softer hammers.
-    - `cents` and `stretch_cents`: the tuning, shifted and stretched (cents per octave away
-      from A4), as no two pianos are tuned alike.
-    - `damping_db_per_s`: every note decays this much faster: shorter sustain.
-    - `release_scale`: the dampers' release times, scaled.
-    """
-
-    sample_shift: int = 0
-    layer_shift: int = 0
-    cents: float = 0.0
-    stretch_cents: float = 0.0
-    damping_db_per_s: float = 0.0
-    release_scale: float = 1.0
-
-
-def draw_voicing(seed: int) -> Voicing:
-    """A random voicing, drawn from `seed`; about a third keep the recorded samples' pitches."""
-    rng = np.random.default_rng(seed)
-    return Voicing(
-        sample_shift=int(rng.choice([-3, 0, 3])),
-        layer_shift=int(rng.integers(-3, 4)),
-        cents=float(rng.uniform(-20.0, 20.0)),
-        stretch_cents=float(rng.uniform(-4.0, 6.0)),
-        damping_db_per_s=float(rng.choice([0.0, rng.uniform(1.0, 8.0)])),
-        release_scale=float(rng.uniform(0.5, 2.0)),
-    )
 
 
 def sample_file(pitch: int, layer: int) -> str:
@@ -189,7 +151,7 @@ class PianoSampler:
         pedal=(),
         num_samples: int | None = None,
         seed: int = 0,
-        voicing: Voicing = Voicing(),
+        voicing: Voicing = RECORDED,
     ) -> np.ndarray:
         """Mono float32 audio at `sr` of `notes`, (pitch, start_s, end_s, velocity 1..127).
 
@@ -219,10 +181,12 @@ class PianoSampler:
         jitter_N2 = rng.uniform(-1, 1, (count, 2))  # row i: note i's, whatever follows it
         gain_db_N, cents_N = jitter_N2[:, 0] * GAIN_JITTER_DB, jitter_N2[:, 1] * DETUNE_CENTS
         cents_N = cents_N + voicing.cents + voicing.stretch_cents * (pitch_N - 69) / 12
-        wanted_N = np.clip(pitch_N + voicing.sample_shift, MIN_PITCH, MAX_PITCH)
+        shift_N = sample_shift_N(voicing, pitch_N, MIN_PITCH, MAX_PITCH)
+        wanted_N = np.clip(pitch_N + shift_N, MIN_PITCH, MAX_PITCH)
         base_N = MIN_PITCH + 3 * np.round((wanted_N - MIN_PITCH) / 3).astype(int)
         sounding_N = np.where(base_N == 108, SOUNDING_PITCH[108], base_N)
         ratio_N = 2.0 ** ((pitch_N - sounding_N + cents_N / 100) / 12)
+        spread = 2.0 ** (voicing.unison_cents / 2 / 1200)  # each unison string's detune
         layer_N = np.clip(velocity_layer(velocity_N) + voicing.layer_shift, 1, NUM_LAYERS)
         gain_N = 10 ** ((velocity_db(velocity_N) - np.take(LAYER_DB, layer_N - 1) + gain_db_N) / 20)
 
@@ -234,7 +198,7 @@ class PianoSampler:
                 continue
             sample_S = self._sample(int(base_N[i]), int(layer_N[i]))
             # The sample's own length caps the note: its natural decay.
-            n = min(length_N[i], int((len(sample_S) - 2) / ratio_N[i]))
+            n = min(length_N[i], int((len(sample_S) - 2) / (ratio_N[i] * spread)))
             if num_samples is not None:
                 n = min(n, num_samples - first_N[i])
             if n > 0:
@@ -242,7 +206,12 @@ class PianoSampler:
         total = max((first_N[i] + n for i, n, _ in pieces), default=0)
         audio_S = np.zeros(total if num_samples is None else num_samples, np.float32)
         for i, n, sample_S in pieces:
-            note_S = _resample_linear(sample_S, ratio_N[i], n)
+            if spread == 1.0:
+                note_S = _resample_linear(sample_S, ratio_N[i], n)
+            else:  # two strings tuned apart, at half the level each
+                note_S = _resample_linear(sample_S, ratio_N[i] * spread, n)
+                note_S += _resample_linear(sample_S, ratio_N[i] / spread, n)
+                note_S *= np.float32(0.5)
             note_S *= np.float32(gain_N[i])
             if voicing.damping_db_per_s > 0:
                 rate = np.float32(-voicing.damping_db_per_s * math.log(10) / 20 / sr)

@@ -67,7 +67,8 @@ class Piece:
     acoustics_seed: int | None = None  # room, microphone and noise (acoustics.py); None: dry
     performance_seed: int | None = None  # a score performed (performance.py); None: as written
     octaves: bool = False  # the performance doubles bass and melody in octaves (performance.py)
-    voicing_seed: int | None = None  # another piano made of the samples (piano.draw_voicing)
+    voicing_seed: int | None = None  # another piano made of the samples (voicing.py)
+    voicing_kind: str = "narrow"  # how it is drawn (voicing.draw_voicing)
 
 
 def find_fluidsynth() -> str:
@@ -127,13 +128,16 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str, piano=
     _write_midi(events, midi_path)
     notes = _read_back(midi_path, events)
     if piece.renderer == "piano":  # from the notes read back: audio and labels agree exactly
-        from jaxnotes.data.corpus import piano as piano_lib
+        from jaxnotes.data.corpus import voicing as voicing_lib
 
-        voicing = piano_lib.Voicing()
+        voicing, jitter_seed = voicing_lib.RECORDED, 0
         if piece.voicing_seed is not None:
-            voicing = piano_lib.draw_voicing(piece.voicing_seed)
+            voicing = voicing_lib.draw_voicing(piece.voicing_seed, piece.voicing_kind)
+            # Wide pianos also draw each note's gain and detune jitter from the piece; the
+            # narrow ones keep seed 0 (one sequence by note index), as their corpus was made.
+            jitter_seed = piece.voicing_seed if piece.voicing_kind == "wide" else 0
         notes_N4 = [(n.pitch, n.start_s, n.end_s, n.velocity) for n in notes]
-        audio_S = piano.render(notes_N4, pedal, voicing=voicing)
+        audio_S = piano.render(notes_N4, pedal, seed=jitter_seed, voicing=voicing)
     else:
         audio_S = _render(fluidsynth, soundfont, midi_path, piece)
     num_samples = int(round((max(n.end_s for n in notes) + TAIL_S) * SAMPLE_RATE))
