@@ -24,12 +24,14 @@ RUNS=${RUNS:-runs/release}
 "$PY" -m jaxnotes.main --config=configs/release.py --workdir="$RUNS" --action=test \
     --config.eval.test_dev=True "$@"
 BEFORE="$RUNS"
-for STAGE in 2 3; do
-  WORKDIR="$RUNS-stage$STAGE"
+# The later stages as configs/release.py lists them (LATER_STAGES): stage2 stage3.
+STAGES=$("$PY" -c "from configs import release; print(' '.join(release.LATER_STAGES))")
+for STAGE in $STAGES; do
+  WORKDIR="$RUNS-$STAGE"
   # The same --config.init_from in both commands, so that they name the same config.
-  "$PY" -m jaxnotes.main --config=configs/release.py:stage$STAGE --workdir="$WORKDIR" \
+  "$PY" -m jaxnotes.main --config=configs/release.py:$STAGE --workdir="$WORKDIR" \
       --config.init_from="$BEFORE" --action=process-train,process-test,train-val "$@"
-  "$PY" -m jaxnotes.main --config=configs/release.py:stage$STAGE --workdir="$WORKDIR" \
+  "$PY" -m jaxnotes.main --config=configs/release.py:$STAGE --workdir="$WORKDIR" \
       --config.init_from="$BEFORE" --action=test --config.eval.test_dev=True "$@"
   BEFORE="$WORKDIR"
 done

@@ -320,7 +320,7 @@ def _draw_piece(piece_id, path, work, composer, split, seed, plan: SizePlan) -> 
         piece = dataclasses.replace(
             piece, performance_seed=rng.randrange(2**31), octaves=plan.octaves
         )
-    if plan.piano_variants:  # drawn for every train piece: textures become piano pieces later
+    if plan.voicings:  # drawn for every train piece: textures become piano pieces later
         piece = dataclasses.replace(
             piece, voicing_seed=rng.randrange(2**31), voicing_kind=plan.voicings
         )

@@ -29,8 +29,9 @@ class SizePlan:
     acoustics_fraction: float = 0.0  # train pieces given a room, microphone and noise
     performed: bool = False  # scores on the sampled piano played expressively (performance.py)
     octaves: bool = False  # ... and with octave doublings of bass and melody (performance.py)
-    piano_variants: bool = False  # each sampled-piano piece on another voicing (voicing.py)
-    voicings: str = "narrow"  # ... drawn how: voicing.VOICING_KINDS
+    # Each sampled-piano piece on another piano made of the samples, its voicing drawn this
+    # way (voicing.VOICING_KINDS: 'narrow' or 'wide'); None: the samples as recorded.
+    voicings: str | None = None
     take: int = 0  # > 0: new rooms, performances and pianos for the same pieces, a stream each
 
 
@@ -64,13 +65,13 @@ SIZES["release_performed"] = dataclasses.replace(SIZES["release"], performed=Tru
 SIZES["release_octaves"] = dataclasses.replace(SIZES["release_performed"], octaves=True)
 # The release corpus with every sampled-piano piece (scores and textures) played by another
 # piano made of the same samples (voicing.Voicing): experiment E010.
-SIZES["release_variants"] = dataclasses.replace(SIZES["release"], piano_variants=True)
+SIZES["release_variants"] = dataclasses.replace(SIZES["release"], voicings="narrow")
 # Stage 3 of the shipped model (configs/release.py:stage3): more of the scores (3 in 5) on
 # the sampled piano, performed (dynamics, rubato, sustain pedal), and every sampled-piano
 # piece on a piano voiced further from the recording ('wide' voicings: samples up to 6
 # semitones away, shifted by register, unisons tuned apart).
 SIZES["release_pianos"] = dataclasses.replace(
-    SIZES["release"], piano_fraction=0.6, performed=True, piano_variants=True, voicings="wide"
+    SIZES["release"], piano_fraction=0.6, performed=True, voicings="wide"
 )
 # Its second take: the same pieces, each in another room, performance and piano (E012).
 SIZES["release_pianos2"] = dataclasses.replace(SIZES["release_pianos"], take=1)
