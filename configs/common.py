@@ -113,10 +113,10 @@ def evaluation() -> ml_collections.ConfigDict:
     e.test_dev = False  # --test-dev: test the dev (best validation) model
     e.fallback_checkpoint = False  # test the newest intact checkpoint if the latest is damaged
     e.onset_tolerance_s = 0.05
-    # Note decoding; thresholds are tuned on validation when these are None.
+    # Note decoding; thresholds and the shortest note are tuned on validation when None.
     e.frame_threshold = ml_collections.config_dict.placeholder(float)
     e.onset_threshold = ml_collections.config_dict.placeholder(float)
-    e.min_note_s = 0.05
+    e.min_note_s = ml_collections.config_dict.placeholder(float)  # seconds
     e.gap_join_s = 0.03
     e.num_piano_rolls = 10  # pictures written by the test action (first N pieces)
     # Models without a bounded context (model.long_range 'full' or 'criss_cross') run offline

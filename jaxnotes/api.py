@@ -44,7 +44,9 @@ class Transcriber:
     def __init__(self, model, meta: Meta, config, thresholds: dict, description: str):
         self.model, self.meta, self.config, self.description = model, meta, config, description
         self.cqt = features.CqtConfig.from_config(config.cqt)
-        self.settings = decode.decoder_settings(config.eval, thresholds, "the model's thresholds")
+        self.settings = decode.decoder_settings(
+            config.eval, thresholds, "the model's thresholds", tuned_first=True
+        )
         self.threshold_source = self.settings.pop("source")
         # None for models with a bounded context (exact windows); see runner.Segments.
         self.segments, _ = scoring.run_mode(model, config, config.eval)

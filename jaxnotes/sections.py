@@ -206,7 +206,7 @@ class EvalConfig(_Section):
     onset_tolerance_s: float
     frame_threshold: float | None
     onset_threshold: float | None
-    min_note_s: float
+    min_note_s: float | None
     gap_join_s: float
     num_piano_rolls: int
     segment_s: float | None
@@ -222,7 +222,11 @@ class EvalConfig(_Section):
             value = getattr(self, field)
             r(value is None or 0 <= value <= 1, field, "None (tuned) or a probability")
         r(self.onset_tolerance_s > 0, "onset_tolerance_s", "seconds > 0")
-        r(self.min_note_s >= 0, "min_note_s", "seconds >= 0")
+        r(
+            self.min_note_s is None or self.min_note_s >= 0,
+            "min_note_s",
+            "None (tuned) or seconds >= 0",
+        )
         r(self.gap_join_s >= 0, "gap_join_s", "seconds >= 0")
         r(self.num_piano_rolls >= 0, "num_piano_rolls", "must be >= 0")
         r(self.segment_s is None or self.segment_s > 0, "segment_s", "None or seconds > 0")

@@ -232,6 +232,38 @@ class HelpersTest(absltest.TestCase):
         with self.assertRaisesRegex(ValueError, "onset_threshold"):
             decode.NoteDecoder(FPS, [60], onset_threshold=1.5)
 
+    def test_decoder_settings_precedence(self):
+        """The test action takes config.eval first; transcription takes thresholds.json first."""
+        from configs import common
+
+        e = common.evaluation()
+        tuned = {"frame_threshold": 0.3, "onset_threshold": 0.6, "min_note_s": 0.03}
+        got = decode.decoder_settings(e, tuned, "thresholds.json")
+        self.assertEqual(
+            {k: got[k] for k in tuned} | {"source": got["source"]},
+            tuned | {"source": "thresholds.json"},
+        )
+        e.frame_threshold, e.min_note_s = 0.7, 0.05  # set on the command line: they win
+        got = decode.decoder_settings(e, tuned, "thresholds.json")
+        self.assertEqual(
+            (got["frame_threshold"], got["onset_threshold"], got["min_note_s"]), (0.7, 0.6, 0.05)
+        )
+        self.assertEqual(got["source"], "config.eval and thresholds.json")
+        # A stored model config's values give way to what its test action decoded with.
+        got = decode.decoder_settings(e, tuned, "thresholds.json", tuned_first=True)
+        self.assertEqual((got["frame_threshold"], got["min_note_s"]), (0.3, 0.03))
+        # A thresholds.json from before the shortest note was tuned: the config's, else 0.05.
+        old = {"frame_threshold": 0.3, "onset_threshold": 0.6}
+        self.assertEqual(decode.decoder_settings(e, old, "x", tuned_first=True)["min_note_s"], 0.05)
+        e.min_note_s = None
+        got = decode.decoder_settings(e, old, "x", tuned_first=True)
+        self.assertEqual(got["min_note_s"], decode.DEFAULT_MIN_NOTE_S)
+        e.frame_threshold = None
+        got = decode.decoder_settings(e, {}, "nothing tuned")
+        self.assertEqual((got["frame_threshold"], got["source"]), (0.5, "the default 0.5"))
+        with self.assertRaisesRegex(ValueError, "gives no frame_threshold"):
+            decode.decoder_settings(e, {}, "nothing tuned", default=None)
+
 
 if __name__ == "__main__":
     absltest.main()

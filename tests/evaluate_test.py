@@ -114,9 +114,8 @@ def test_perfect_model_scores_perfectly():
     batches = _batches(rolls, onsets=_onset_rolls(notes, num_frames))
     pieces = scoring.predict_split(_oracle, batches, num_frames)
     e = _eval_config()
-    e.min_note_s = 0.0
     e.gap_join_s = 0.0
-    thresholds = {"frame_threshold": 0.5, "onset_threshold": 0.5, "source": "test"}
+    thresholds = {"frame_threshold": 0.5, "onset_threshold": 0.5, "min_note_s": 0.0, "source": ""}
     result, decoded, _ = scoring.score_split(pieces, notes, {}, META, e, thresholds)
     pooled = result["pooled"]
     assert pooled["frame/ap"] == pytest.approx(1.0)
@@ -133,7 +132,7 @@ def test_silent_model_counts_silent_frames():
     pieces = scoring.predict_split(
         lambda c: (np.zeros_like(c), np.zeros_like(c)), _batches(rolls), num_frames
     )
-    thresholds = {"frame_threshold": 0.5, "onset_threshold": 0.5, "source": "test"}
+    thresholds = {"frame_threshold": 0.5, "onset_threshold": 0.5, "min_note_s": 0.05, "source": ""}
     result, _, _ = scoring.score_split(pieces, notes, {}, META, _eval_config(), thresholds)
     all_frames = np.concatenate([rolls[7], rolls[9]])
     silent = float((all_frames.sum(axis=1) == 0).mean())
@@ -155,7 +154,7 @@ def test_pooled_ap_is_micro_over_pieces():
     for b, nb in zip(batches, noisy_batches, strict=True):
         b["cqt"] = nb["cqt"]
     pieces = scoring.predict_split(_oracle, batches, num_frames)
-    thresholds = {"frame_threshold": 0.5, "onset_threshold": 0.5, "source": "test"}
+    thresholds = {"frame_threshold": 0.5, "onset_threshold": 0.5, "min_note_s": 0.05, "source": ""}
     result, _, _ = scoring.score_split(pieces, notes, {}, META, _eval_config(), thresholds)
     expected = average_precision_score(
         np.concatenate([rolls[7], rolls[9]]).ravel(), np.concatenate([noisy[7], noisy[9]]).ravel()
@@ -174,6 +173,32 @@ def test_thresholds_are_chosen_on_the_given_predictions():
     assert chosen["frame_threshold"] <= 0.4 and chosen["validation_frame_f1"] == pytest.approx(1.0)
     e.frame_threshold = 0.7
     assert scoring.choose_thresholds(scaled, notes, META, e)["frame_threshold"] == 0.7
+
+
+def test_the_shortest_note_is_chosen_on_validation_with_the_onset_threshold():
+    """Two-frame notes, which a 3-frame minimum drops, make the chooser take a shorter one."""
+    fps = 43.0  # the default CQT's frame rate: the grid is 1, 2, 3 and 4 frames
+    meta = Meta(n_bins=8, n_pitches=4, min_pitch=60, frames_per_second=fps)
+    rng = np.random.default_rng(0)
+    frames_TxP = np.zeros((200, meta.n_pitches), np.float32)
+    onsets_TxP = np.zeros_like(frames_TxP)
+    notes = []
+    for start in range(5, 190, 9):  # staccato: 2 frames sounding
+        pitch = int(rng.integers(0, meta.n_pitches))
+        frames_TxP[start : start + 2, pitch], onsets_TxP[start, pitch] = 0.9, 0.8
+        notes.append(labels.Note(start / fps, (start + 2) / fps, meta.min_pitch + pitch))
+    pieces = {1: scoring.PiecePrediction(frames_TxP, onsets_TxP, frames_TxP >= 0.5)}
+    e = _eval_config()
+    chosen = scoring.choose_thresholds(pieces, {1: notes}, meta, e)
+    shortest = decode.NoteDecoder(fps, [0], min_note_s=chosen["min_note_s"]).min_frames
+    assert shortest <= 2 and chosen["min_note_s"] in scoring.MIN_NOTE_S_GRID
+    assert chosen["validation_note_f1"] == pytest.approx(1.0)
+    e.min_note_s = 0.05  # set in the config: kept, and the notes are lost
+    chosen = scoring.choose_thresholds(pieces, {1: notes}, meta, e)
+    assert chosen["min_note_s"] == 0.05 and chosen["validation_note_f1"] == 0.0
+    e.onset_threshold = 0.3  # both set: nothing to choose
+    chosen = scoring.choose_thresholds(pieces, {1: notes}, meta, e)
+    assert (chosen["onset_threshold"], chosen["min_note_s"]) == (0.3, 0.05)
 
 
 def test_pitch_class_reference_notes():

@@ -1,5 +1,6 @@
 """The sampled piano, on a fake sample folder of synthetic decaying tones (no download)."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -193,6 +194,46 @@ def test_wide_voicing_draws_are_seeded_bounded_and_reach_further():
     assert all(v.treble_shift == 0 and v.unison_cents == 0 for v in narrow)
     with pytest.raises(ValueError, match="'broad'"):
         voicing_lib.draw_voicing(0, "broad")
+
+
+def test_timbre_voicing_is_the_wide_piano_with_partials_rebalanced():
+    drawn = [voicing_lib.draw_voicing(seed, "timbre") for seed in range(200)]
+    assert drawn[:5] == [voicing_lib.draw_voicing(seed, "timbre") for seed in range(5)]
+    for seed, voicing in enumerate(drawn[:20]):  # the same seed's wide piano, partials aside
+        assert dataclasses.replace(voicing, partial_db=()) == voicing_lib.draw_voicing(seed, "wide")
+    rows = np.array([v.partial_db for v in drawn])  # seeds x (bass, treble) x knots
+    assert rows.shape == (200, 2, len(voicing_lib.PARTIAL_KNOTS))
+    assert np.all(rows[:, :, 0] == 0)  # the fundamental keeps its level
+    assert np.abs(rows).max() <= voicing_lib.PARTIAL_DB
+    assert rows[:, :, 1:].min() < -5 and rows[:, :, 1:].max() > 5
+    assert not np.allclose(rows[:, 0], rows[:, 1])  # bass and treble drawn apart
+    assert voicing_lib.draw_voicing(0, "wide").partial_db == ()
+
+
+def test_partial_gain_follows_the_knots_across_the_keyboard():
+    voicing = voicing_lib.Voicing(partial_db=((0, 6, 0, -6, 0), (0, -2, -2, -2, -2)))
+    gain = voicing_lib.partial_gain_db
+    np.testing.assert_allclose(
+        gain(voicing, np.array([0.5, 1, 2, 4, 8, 32]), 0.0), [0, 0, 6, 0, -6, 0]
+    )
+    np.testing.assert_allclose(gain(voicing, np.array([2**1.5, 3]), 0.0), [3, 6 * np.log2(4 / 3)])
+    np.testing.assert_allclose(gain(voicing, np.array([1, 2, 4]), 1.0), [0, -2, -2])
+    np.testing.assert_allclose(gain(voicing, np.array([2.0]), 0.25), [0.75 * 6 - 0.25 * 2])
+    np.testing.assert_array_equal(gain(voicing_lib.RECORDED, np.array([1, 2, 3]), 0.5), 0)
+
+
+def test_rebalanced_partials_sound_at_their_gains(sampler):
+    def partial_db(voicing):
+        audio_S = sampler.render([(60, 0.0, 2.0, 60)], num_samples=2 * SR, voicing=voicing)
+        spectrum_F = np.abs(np.fft.rfft(audio_S[SR // 4 : SR // 4 + SR] * np.hanning(SR)))
+        return np.array([20 * np.log10(spectrum_F[round(k * hz(60))]) for k in (1, 2, 3)])
+
+    boosted = voicing_lib.Voicing(partial_db=((0, 6, 6, 6, 6),) * 2)  # C4 sits mid-keyboard
+    change_db = partial_db(boosted) - partial_db(voicing_lib.RECORDED)
+    np.testing.assert_allclose(change_db, [0, 6, 6], atol=0.3)
+    mixed = voicing_lib.Voicing(partial_db=((0, -6, 0, 0, 0), (0, -6, 0, 0, 0)))
+    change_db = partial_db(mixed) - partial_db(voicing_lib.RECORDED)
+    np.testing.assert_allclose(change_db, [0, -6, -6 * (2 - np.log2(3))], atol=0.3)
 
 
 def test_treble_shift_grows_across_the_keyboard(sample_dir):

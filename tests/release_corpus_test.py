@@ -207,12 +207,28 @@ def test_a_wide_piano_draws_its_voicing_and_note_jitter_from_the_piece(sampler, 
     row, wide_S, _ = _render(piece, tmp_path / "wide", recorder)
     narrow = dataclasses.replace(piece, voicing_kind="narrow")
     _, narrow_S, _ = _render(narrow, tmp_path / "narrow", recorder)
+    timbre = dataclasses.replace(piece, voicing_kind="timbre")
+    _, timbre_S, _ = _render(timbre, tmp_path / "timbre", recorder)
     assert recorder.calls == [
         (piece.voicing_seed, voicing_lib.draw_voicing(piece.voicing_seed, "wide")),
         (0, voicing_lib.draw_voicing(piece.voicing_seed)),  # narrow corpora render as they were
+        (piece.voicing_seed, voicing_lib.draw_voicing(piece.voicing_seed, "timbre")),
     ]
     assert "voiced as another piano" in row["source"]
     assert wide_S.shape == narrow_S.shape and not np.array_equal(wide_S, narrow_S)
+    assert wide_S.shape == timbre_S.shape and not np.array_equal(wide_S, timbre_S)
+
+
+def test_release_timbres_is_release_pianos_on_rebalanced_pianos():
+    pianos = corpus.plan_corpus("release_pianos", 0, release.RESERVED_WORKS)
+    timbres = corpus.plan_corpus("release_timbres", 0, release.RESERVED_WORKS)
+    assert len(timbres) == len(pianos)
+    for a, b in zip(pianos, timbres, strict=True):
+        if a.voicing_seed is None:
+            assert a == b
+        else:  # the same piece, room, performance and wide piano, its partials rebalanced
+            assert (a.voicing_kind, b.voicing_kind) == ("wide", "timbre")
+            assert dataclasses.replace(a, voicing_kind="timbre") == b
 
 
 def test_a_second_take_redraws_rooms_performances_and_pianos():

@@ -58,6 +58,7 @@ def test_a_test_only_folder_is_scored_with_the_models_thresholds(trained, tmp_pa
     settings = written["settings"]
     assert settings["frame_threshold"] == tuned["frame_threshold"]
     assert settings["onset_threshold"] == tuned["onset_threshold"]
+    assert settings["min_note_s"] == tuned["min_note_s"]  # tuned on validation too
     assert thresholds_file in settings["source"]
     assert os.stat(thresholds_file).st_mtime_ns == before  # never retuned on test data
     assert os.path.exists(os.path.join(workdir, "report", "results.json"))  # kept

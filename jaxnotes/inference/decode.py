@@ -39,6 +39,8 @@ from jaxnotes.data.labels import Note
 # valid for mir_eval, while pitch-class metrics fold `pitch % 12` anyway.
 PITCH_CLASS_BASE = 60
 _OFF, _ON = 0, 1  # at one frame an 'off' sorts before an 'on' (a re-triggered pitch)
+# The shortest note of a model whose thresholds.json has none (tuned before it was tuned).
+DEFAULT_MIN_NOTE_S = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,29 +319,42 @@ def notes_to_arrays(notes: Sequence[Note]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def decoder_settings(
-    eval_config, tuned: dict, tuned_source: str, default: float | None = 0.5
+    eval_config,
+    tuned: dict,
+    tuned_source: str,
+    default: float | None = 0.5,
+    *,
+    tuned_first: bool = False,
 ) -> dict:
     """NoteDecoder keyword arguments, and where the thresholds came from ('source').
 
-    One rule for the test action, transcription and the API: a threshold set in
-    `config.eval` wins; otherwise the tuned one (the model's thresholds.json, from the
-    test action on its validation split); otherwise `default`.
+    For each of the frame threshold, the onset threshold and the shortest note: a value set
+    in `config.eval` wins; otherwise the tuned one (`tuned`: the model's thresholds.json,
+    from the test action on its validation split); otherwise `default` for a threshold and
+    `DEFAULT_MIN_NOTE_S` for the shortest note (the fixed value of models tuned before it
+    was tuned). That is the test action's rule, whose `config.eval` is the command line's.
+    `tuned_first` (transcription and the API, whose `config.eval` is the one the model was
+    trained with) takes a tuned value before the config's: thresholds.json holds what the
+    model's test action decoded with, whether it was tuned or set in that config.
 
     Raises:
         ValueError: a threshold has neither a setting nor a tuned value, and no default.
     """
-    settings = {"min_note_s": eval_config.min_note_s, "gap_join_s": eval_config.gap_join_s}
+    settings = {"gap_join_s": eval_config.gap_join_s}
     sources = set()
-    for key in ("frame_threshold", "onset_threshold"):
-        if getattr(eval_config, key) is not None:
-            settings[key] = float(getattr(eval_config, key))
-            sources.add("config.eval")
-        elif tuned.get(key) is not None:
-            settings[key] = float(tuned[key])
+    for key in ("frame_threshold", "onset_threshold", "min_note_s"):
+        fallback = DEFAULT_MIN_NOTE_S if key == "min_note_s" else default
+        configured, learnt = getattr(eval_config, key), tuned.get(key)
+        if learnt is not None and (tuned_first or configured is None):
+            settings[key] = float(learnt)
             sources.add(tuned_source)
-        elif default is not None:
-            settings[key] = float(default)
-            sources.add(f"the default {default}")
+        elif configured is not None:
+            settings[key] = float(configured)
+            sources.add("config.eval")
+        elif fallback is not None:
+            settings[key] = float(fallback)
+            if key != "min_note_s":
+                sources.add(f"the default {fallback}")
         else:
             raise ValueError(
                 f"{tuned_source} gives no {key} and config.eval.{key} is not set: run the test "

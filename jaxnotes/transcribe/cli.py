@@ -126,14 +126,15 @@ def load(args):
     cqt = features.CqtConfig.from_config(config.cqt)
     if cqt.n_bins != meta.n_bins:
         raise UserError(f"{origin}: config.cqt gives {cqt.n_bins} bins, meta.json {meta.n_bins}")
-    settings = decode.decoder_settings(config.eval, tuned, tuned_source)
+    settings = decode.decoder_settings(config.eval, tuned, tuned_source, tuned_first=True)
     source = settings.pop("source")
     for key in ("frame_threshold", "onset_threshold"):
         if getattr(args, key) is not None:
             settings[key], source = getattr(args, key), "command line"
     what = (
         f"{config.model_name} {origin}; thresholds frame {settings['frame_threshold']:.2f}, "
-        f"onset {settings['onset_threshold']:.2f} ({source})"
+        f"onset {settings['onset_threshold']:.2f}, shortest note {settings['min_note_s']:.2f} s "
+        f"({source})"
     )
     segments, how = scoring.run_mode(model, config, config.eval)
     if segments is not None:

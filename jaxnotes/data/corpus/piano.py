@@ -19,10 +19,11 @@ import subprocess
 import tempfile
 
 import numpy as np
+import scipy.fft
 import soundfile as sf
 
 from jaxnotes.data.corpus.rendering import CorpusError
-from jaxnotes.data.corpus.voicing import RECORDED, Voicing, sample_shift_N
+from jaxnotes.data.corpus.voicing import RECORDED, Voicing, partial_gain_db, sample_shift_N
 
 PIANO_VERSION = "1.0.5"
 PIANO_PACKAGES = tuple(f"@audio-samples/piano-velocity{k}@{PIANO_VERSION}" for k in range(1, 17))
@@ -47,6 +48,7 @@ UNDAMPED_RING_S = 3.0  # ... for at most this long, then fade like a damped E6
 RESTRIKE_FADE_S = 0.02  # a repeated key cuts its previous note with this fade
 EDGE_FADE_S = 0.002  # fade-in before a sample's trimmed onset, fade-out at its end
 ONSET_DB = -40.0  # a sample starts where it first reaches this level re its peak
+REBALANCE_PAD = 8192  # samples read past a note's end, and zeros, when filtering partials
 GAIN_JITTER_DB, DETUNE_CENTS = 1.0, 3.0  # per-note variation drawn from the seed
 
 
@@ -203,6 +205,8 @@ class PianoSampler:
                 n = min(n, num_samples - first_N[i])
             if n > 0:
                 pieces.append((i, n, sample_S))
+        if voicing.partial_db:
+            pieces = self._rebalanced(pieces, base_N, layer_N, ratio_N * spread, voicing)
         total = max((first_N[i] + n for i, n, _ in pieces), default=0)
         audio_S = np.zeros(total if num_samples is None else num_samples, np.float32)
         for i, n, sample_S in pieces:
@@ -227,6 +231,29 @@ class PianoSampler:
                 note_S[cut:] *= np.clip(1 - np.arange(n - cut, dtype=np.float32) / width, 0, 1)
             audio_S[first_N[i] : first_N[i] + n] += note_S
         return audio_S
+
+    def _rebalanced(self, pieces, base_N, layer_N, step_N, voicing: Voicing) -> list:
+        """`pieces` (note, length, sample) with each sample's partials at `voicing.partial_db`.
+
+        Each (sample, layer) is filtered once, zero-phase, over the part its notes read
+        (`step_N`: samples read per output sample) and `REBALANCE_PAD` more.
+        """
+        reads = {}  # (sample pitch, layer) -> sample samples its notes read
+        for i, n, _ in pieces:
+            key = (int(base_N[i]), int(layer_N[i]))
+            reads[key] = max(reads.get(key, 0), math.ceil(n * step_N[i]) + 2)
+        filtered = {}
+        for (pitch, layer), read in reads.items():
+            sample_S = self._sample(pitch, layer)
+            sample_S = sample_S[: min(len(sample_S), read + REBALANCE_PAD)]
+            size = scipy.fft.next_fast_len(len(sample_S) + REBALANCE_PAD, real=True)
+            f0 = 440.0 * 2 ** ((SOUNDING_PITCH.get(pitch, pitch) - 69) / 12)
+            ratio_H = scipy.fft.rfftfreq(size, 1 / self.sr) / f0
+            across = (pitch - MIN_PITCH) / (MAX_PITCH - MIN_PITCH)
+            gain_H = 10 ** (partial_gain_db(voicing, ratio_H, across) / 20)
+            out_S = scipy.fft.irfft(scipy.fft.rfft(sample_S, size) * gain_H, size)
+            filtered[pitch, layer] = out_S[: len(sample_S)].astype(np.float32)
+        return [(i, n, filtered[int(base_N[i]), int(layer_N[i])]) for i, n, _ in pieces]
 
     def _sample(self, pitch: int, layer: int) -> np.ndarray:
         """Decoded sample, mono float32 at `sr`, onset at index 0, one zero appended."""

@@ -133,9 +133,9 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str, piano=
         voicing, jitter_seed = voicing_lib.RECORDED, 0
         if piece.voicing_seed is not None:
             voicing = voicing_lib.draw_voicing(piece.voicing_seed, piece.voicing_kind)
-            # Wide pianos also draw each note's gain and detune jitter from the piece; the
-            # narrow ones keep seed 0 (one sequence by note index), as their corpus was made.
-            jitter_seed = piece.voicing_seed if piece.voicing_kind == "wide" else 0
+            # Wide (and timbre) pianos also draw each note's gain and detune jitter from the
+            # piece; narrow ones keep seed 0 (one sequence by note index), as their corpus was.
+            jitter_seed = piece.voicing_seed if piece.voicing_kind != "narrow" else 0
         notes_N4 = [(n.pitch, n.start_s, n.end_s, n.velocity) for n in notes]
         audio_S = piano.render(notes_N4, pedal, seed=jitter_seed, voicing=voicing)
     else:

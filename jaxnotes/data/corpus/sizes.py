@@ -30,7 +30,7 @@ class SizePlan:
     performed: bool = False  # scores on the sampled piano played expressively (performance.py)
     octaves: bool = False  # ... and with octave doublings of bass and melody (performance.py)
     # Each sampled-piano piece on another piano made of the samples, its voicing drawn this
-    # way (voicing.VOICING_KINDS: 'narrow' or 'wide'); None: the samples as recorded.
+    # way (voicing.VOICING_KINDS: 'narrow', 'wide' or 'timbre'); None: the samples as recorded.
     voicings: str | None = None
     take: int = 0  # > 0: new rooms, performances and pianos for the same pieces, a stream each
 
@@ -77,3 +77,7 @@ SIZES["release_pianos"] = dataclasses.replace(
 SIZES["release_pianos2"] = dataclasses.replace(SIZES["release_pianos"], take=1)
 # Stage 3's corpus with stage 2's narrow voicings, to tell the wide ones' share (E011).
 SIZES["release_pianos_narrow"] = dataclasses.replace(SIZES["release_pianos"], voicings="narrow")
+# Stage 3's corpus (the same pieces, rooms and performances) with every sampled-piano piece
+# on its wide piano with the partials rebalanced ('timbre' voicings: harmonics 2-16 within
+# +-6 dB of the fundamental, drawn for bass and treble): experiment E013.
+SIZES["release_timbres"] = dataclasses.replace(SIZES["release_pianos"], voicings="timbre")

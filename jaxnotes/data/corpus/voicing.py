@@ -1,7 +1,9 @@
 """How one rendered piano differs from the Salamander grand as recorded: `Voicing`.
 
 Owns the fields of a voicing and how a corpus draws them from a seed (`draw_voicing`:
-'narrow', the `release_variants` corpus's pianos, or 'wide', `release_pianos`'). Applying
+'narrow', the `release_variants` corpus's pianos, 'wide', `release_pianos`', or 'timbre',
+`release_timbres`': a wide piano whose partials are balanced otherwise), and the gain a
+voicing gives each partial of a sample (`partial_gain_db`). Applying
 a voicing to the samples is `piano.PianoSampler.render`'s business. Must not import
 `piano`, `rendering` or `build` (they use this module), nor model, loop or metric code.
 """
@@ -28,6 +30,10 @@ class Voicing:
       below its pitch), at half the level each: a key's strings tuned apart, beating.
     - `damping_db_per_s`: every note decays this much faster: shorter sustain.
     - `release_scale`: the dampers' release times, scaled.
+    - `partial_db`: the balance of each note's partials, as (bass row, treble row) of gains
+      in dB at harmonics 1, 2, 4, 8 and 16 of the sample's pitch (at A0 and at C8, linear
+      in pitch between): a fundamental weaker than its octave, as on a real bass string
+      heard from afar, or a duller or brighter treble. Empty: the partials as recorded.
     """
 
     sample_shift: int = 0
@@ -38,10 +44,13 @@ class Voicing:
     release_scale: float = 1.0
     treble_shift: int = 0
     unison_cents: float = 0.0
+    partial_db: tuple[tuple[float, ...], ...] = ()
 
 
 RECORDED = Voicing()  # the Salamander grand as its samples were recorded
-VOICING_KINDS = ("narrow", "wide")
+VOICING_KINDS = ("narrow", "wide", "timbre")
+PARTIAL_KNOTS = (1, 2, 4, 8, 16)  # harmonics at which `partial_db` is given
+PARTIAL_DB = 6.0  # 'timbre' draws each knot above the fundamental within +- this
 
 
 def draw_voicing(seed: int, kind: str = "narrow") -> Voicing:
@@ -50,7 +59,9 @@ def draw_voicing(seed: int, kind: str = "narrow") -> Voicing:
     'narrow': samples 0 or +-3 semitones away (a third keep the recorded pitches), layers
     within 3 steps, tuning within 20 cents. 'wide' reaches further: samples up to 6
     semitones away, shifted up to 3 more across the keyboard, layers within 4 steps, tuning
-    within 25 cents, and in half the pianos unisons 1-4 cents apart.
+    within 25 cents, and in half the pianos unisons 1-4 cents apart. 'timbre' is the 'wide'
+    piano of the same seed with its partials rebalanced: `partial_db` at harmonics 2-16
+    within +-`PARTIAL_DB` of the fundamental, drawn for the bass and for the treble.
     """
     rng = np.random.default_rng(seed)
     if kind == "narrow":  # the draws of release_variants: keep their order
@@ -62,9 +73,9 @@ def draw_voicing(seed: int, kind: str = "narrow") -> Voicing:
             damping_db_per_s=float(rng.choice([0.0, rng.uniform(1.0, 8.0)])),
             release_scale=float(rng.uniform(0.5, 2.0)),
         )
-    if kind != "wide":
+    if kind not in ("wide", "timbre"):
         raise ValueError(f"voicing kind {kind!r}: expected one of {VOICING_KINDS}")
-    return Voicing(
+    wide = Voicing(
         sample_shift=int(rng.integers(-6, 7)),
         treble_shift=int(rng.integers(-3, 4)),
         layer_shift=int(rng.integers(-4, 5)),
@@ -74,6 +85,25 @@ def draw_voicing(seed: int, kind: str = "narrow") -> Voicing:
         damping_db_per_s=float(rng.choice([0.0, rng.uniform(1.0, 10.0)])),
         release_scale=float(rng.uniform(0.5, 2.5)),
     )
+    if kind == "wide":
+        return wide
+    rows = rng.uniform(-PARTIAL_DB, PARTIAL_DB, (2, len(PARTIAL_KNOTS) - 1))
+    partial_db = tuple((0.0, *map(float, row)) for row in rows)
+    return dataclasses.replace(wide, partial_db=partial_db)
+
+
+def partial_gain_db(voicing: Voicing, ratio_H: np.ndarray, across: float) -> np.ndarray:
+    """Gain (dB) of frequencies `ratio_H` times a sample's pitch, `across` (0..1) the keyboard.
+
+    Linear in log2 of the ratio between `PARTIAL_KNOTS`, flat below the fundamental and above
+    the last knot; 0 everywhere for a voicing without `partial_db`.
+    """
+    if not voicing.partial_db:
+        return np.zeros(np.shape(ratio_H))
+    bass_K, treble_K = (np.asarray(row, np.float64) for row in voicing.partial_db)
+    knots_K = (1 - across) * bass_K + across * treble_K
+    octaves_H = np.log2(np.maximum(ratio_H, 1e-9))
+    return np.interp(octaves_H, np.log2(PARTIAL_KNOTS), knots_K)
 
 
 def sample_shift_N(voicing: Voicing, pitch_N: np.ndarray, low: int, high: int) -> np.ndarray:
