@@ -39,7 +39,8 @@ RESERVED_WORKS = (
 # 3: 3 scores in 5 performed on the sampled piano, every sampled-piano piece on a piano
 #    voiced further from the recording (voicing.py's 'wide') (E011).
 # A fourth on a second take of stage 3's pieces bought nothing more (E012), nor did one on
-# pianos with rebalanced partials (E013) or with 4-second training windows (E014).
+# pianos with rebalanced partials (E013), with 4-second training windows (E014) or with onset
+# positives weighted 10x (E016).
 LATER_STAGES = {
     "stage2": ("release_variants", "runs/release"),
     "stage3": ("release_pianos", "runs/release-stage2"),
