@@ -22,6 +22,7 @@ import numpy as np
 import scipy.fft
 import soundfile as sf
 
+from jaxnotes.data import features
 from jaxnotes.data.corpus.rendering import CorpusError
 from jaxnotes.data.corpus.voicing import RECORDED, Voicing, partial_gain_db, sample_shift_N
 
@@ -247,7 +248,7 @@ class PianoSampler:
             sample_S = self._sample(pitch, layer)
             sample_S = sample_S[: min(len(sample_S), read + REBALANCE_PAD)]
             size = scipy.fft.next_fast_len(len(sample_S) + REBALANCE_PAD, real=True)
-            f0 = 440.0 * 2 ** ((SOUNDING_PITCH.get(pitch, pitch) - 69) / 12)
+            f0 = features.midi_to_hz(SOUNDING_PITCH.get(pitch, pitch))
             ratio_H = scipy.fft.rfftfreq(size, 1 / self.sr) / f0
             across = (pitch - MIN_PITCH) / (MAX_PITCH - MIN_PITCH)
             gain_H = 10 ** (partial_gain_db(voicing, ratio_H, across) / 20)
