@@ -1,4 +1,9 @@
-"""The shipped pretrained model: the short-range transformer on the release corpus.
+"""The release recipe: the short-range transformer on the release corpus, on a CPU.
+
+Release 3 was trained by this recipe alone. The shipped model, release 4, trains its first
+stage on a GPU instead (experiments/E017_gpu_scratch: from scratch on `release_pianos`, 39x
+these windows, then a stage of this schedule on `release_pianos2`; `bash
+scripts/release_gpu.sh`); it reuses this file's settings, corpora and reserved works.
 
 The release corpus (`config.data.corpus_size='release'`, about 5 hours) adds to the default
 corpus's repertoire a sampled concert grand (Salamander Grand Piano V3, from npm) playing a third
@@ -7,7 +12,7 @@ microphone, band limit and noise. Inputs are dB against a running reference ('db
 a recording's level cancels. The works below are reserved for evaluation elsewhere and never
 rendered for training.
 
-The shipped model is trained in stages (`bash scripts/release.sh` runs them all, resumable:
+Release 3 is trained in stages (`bash scripts/release.sh` runs them all, resumable:
 rerun the same command after an interruption). Stage 1 trains from scratch on the release
 corpus, about 90 minutes on a 2-core CPU:
   python -m jaxnotes.main --config=configs/release.py --workdir=runs/release \
@@ -33,7 +38,7 @@ RESERVED_WORKS = (
     *("bach/bwv48.3", "bach/bwv62.6"),
 )
 
-# The shipped model's later stages (scripts/release.sh): each continues the stage before it
+# Release 3's later stages (scripts/release.sh): each continues the stage before it
 # (its workdir, as the script names it) for 4 epochs at peak lr 2e-4 on its own corpus.
 # 2: every sampled-piano piece on another piano made of the samples (E007, E010);
 # 3: 3 scores in 5 performed on the sampled piano, every sampled-piano piece on a piano

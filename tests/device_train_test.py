@@ -1,0 +1,210 @@
+"""Experiment E017's accelerator trainer and `train.adopt`, on a real tiny train split.
+
+The split's records are built from a synthetic MusicNet folder; the export is read back
+against them; batches drawn on the device are checked against the records' own windows
+(exact labels, the CQT within a quantisation level), with and without each augmentation;
+the schedule against `optim.make_schedule`; a short real run's weights become a workdir
+whose checkpoint holds them bit for bit and that the test action scores.
+"""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import musicnet_fixtures as fx
+import numpy as np
+import pytest
+from flax import nnx
+
+from experiments.E017_gpu_scratch import arrays, device_train
+from jaxnotes import files, pretrained
+from jaxnotes.data import features, records, spec
+from jaxnotes.train import adopt, checkpoint, optim
+
+pytestmark = pytest.mark.usefixtures("fast_compiles")
+LEVEL = (arrays.HIGH - arrays.LOW) / (arrays.LEVELS - 1)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    config = fx.epoch_checkpoint_config(tmp_path_factory, num_epochs=2)
+    config.unlock()
+    config.augment.eq_db = 8.0
+    return config
+
+
+@pytest.fixture(scope="module")
+def exported(config, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("e017data"))
+    arrays.export(config, out, parts=2)
+    return out
+
+
+def _record_frames(config):
+    """{global row of the export: (cqt_F float32, frames_128, onsets_128)} of every chunk."""
+    source, _ = records.open_split(config, "train")
+    rows, start = {}, 0
+    for i in range(len(source)):
+        r = source[i]
+        for t in range(int(r["num_frames"])):
+            rows[start + t] = (np.asarray(r["cqt"][t], np.float32), r["frames"][t], r["onsets"][t])
+        start += int(r["num_frames"])
+    return rows
+
+
+def test_export_round_trip(config, exported, tmp_path):
+    data = arrays.load(exported)
+    rows = _record_frames(config)
+    assert len(rows) == len(data["cqt"]) == int(data["lengths"].sum())
+    for row, (cqt_F, frames_128, onsets_128) in rows.items():
+        back_F = arrays.dequantise(data["cqt"][row])
+        np.testing.assert_allclose(back_F, cqt_F, atol=LEVEL / 2 + 1e-6)
+        assert (back_F[cqt_F <= arrays.LOW] == arrays.LOW).all()  # silence stays exact
+        np.testing.assert_array_equal(data["frames"][row], frames_128)
+        np.testing.assert_array_equal(data["onsets"][row], onsets_128)
+    # A missing part is an error naming it, or (allowed) chunks left out.
+    os.rename(os.path.join(exported, "cqt-1.xz"), tmp_path / "moved")
+    try:
+        with pytest.raises(FileNotFoundError, match="cqt-1.xz"):
+            arrays.load(exported)
+        partial = arrays.load(exported, require_all=False)
+        assert 0 < partial["present"].sum() < len(partial["present"])
+        assert not partial["cqt"][partial["starts"][~partial["present"]][0]].any()
+    finally:
+        os.rename(tmp_path / "moved", os.path.join(exported, "cqt-1.xz"))
+
+
+def _silence(config):
+    return features.silence_value(features.CqtConfig.from_config(config.cqt))
+
+
+def _draw(config, exported, key=0, present=None):
+    meta = spec.load_meta(config)
+    data = arrays.load(exported)
+    if present is not None:
+        data["present"] = present
+    sample, device_arrays = device_train.make_sampler(data, config, meta)
+    batch = jax.jit(sample)(device_arrays, jax.random.key(key))
+    return {k: np.asarray(v) for k, v in batch.items()}, data
+
+
+def _without_augmentation(config):
+    plain = config.copy_and_resolve_references()
+    plain.augment.pitch_shift_semitones = 0
+    plain.augment.gain_db = 0.0
+    plain.augment.eq_db = 0.0
+    return plain
+
+
+def test_batches_are_record_windows(config, exported):
+    """No augmentation: each row is a window of one chunk, labels exact, CQT within a level
+    (the dither), silence where the window runs past the chunk (masked)."""
+    plain = _without_augmentation(config)
+    batch, data = _draw(plain, exported)
+    rows = _record_frames(plain)
+    lo = plain.data.min_pitch
+    p = spec.load_meta(plain).n_pitches
+    shape = (plain.data.batch_size, spec.window_frames(plain), spec.load_meta(plain).n_bins)
+    assert batch["cqt"].shape == shape
+    for b in range(len(batch["cqt"])):
+        chunk = np.searchsorted(data["starts"], batch["rows"][b, 0], side="right") - 1
+        first = batch["rows"][b, 0] - data["starts"][chunk]  # the window's offset in its chunk
+        for t, row in enumerate(batch["rows"][b]):
+            if first + t >= data["lengths"][chunk]:
+                assert batch["mask"][b, t] == 0
+                assert (batch["cqt"][b, t] == _silence(plain)).all()
+                continue
+            assert batch["mask"][b, t] == 1
+            cqt_F, frames_128, onsets_128 = rows[int(row)]
+            np.testing.assert_allclose(batch["cqt"][b, t], cqt_F, atol=LEVEL + 1e-5)
+            np.testing.assert_array_equal(batch["frames"][b, t], frames_128[lo : lo + p])
+            np.testing.assert_array_equal(batch["onsets"][b, t], onsets_128[lo : lo + p])
+
+
+def test_pitch_shift_moves_bins_and_labels_together(config, exported):
+    shifted = _without_augmentation(config)
+    shifted.augment.pitch_shift_semitones = 2
+    batch, _ = _draw(shifted, exported, key=3)
+    bps = spec.load_meta(config).bins_per_semitone
+    assert set(batch["shift"].tolist()) - {0}, "the draw must shift some rows"
+    silence = _silence(config)
+    rows = _record_frames(config)
+    lo, p = config.data.min_pitch, spec.load_meta(config).n_pitches
+    for b, k in enumerate(batch["shift"]):
+        t = 0  # the first frame is always inside the chunk
+        cqt_F, frames_128, _ = rows[int(batch["rows"][b, t])]
+        want_F = np.full_like(cqt_F, silence)
+        kb = int(k) * bps
+        if kb >= 0:
+            want_F[kb:] = cqt_F[: len(cqt_F) - kb]
+        else:
+            want_F[:kb] = cqt_F[-kb:]
+        np.testing.assert_allclose(batch["cqt"][b, t], want_F, atol=LEVEL + 1e-5)
+        want_P = frames_128[lo - int(k) : lo - int(k) + p]
+        np.testing.assert_array_equal(batch["frames"][b, t], want_P)
+
+
+def test_gain_and_equaliser_move_loud_bins_within_bounds(config, exported):
+    plain_batch, _ = _draw(_without_augmentation(config), exported, key=5)
+    gained = _without_augmentation(config)
+    gained.augment.gain_db, gained.augment.eq_db = 6.0, 8.0
+    batch, _ = _draw(gained, exported, key=5)
+    np.testing.assert_array_equal(batch["rows"], plain_batch["rows"])
+    silence = _silence(config)
+    quiet = plain_batch["cqt"] <= silence
+    assert (batch["cqt"][quiet] == silence).all(), "silence stays silence"
+    bound = (6.0 + 8.0) / features.DB_SCALE + 1e-5
+    moved = batch["cqt"] - plain_batch["cqt"]
+    assert np.abs(moved[~quiet]).max() <= bound
+    assert np.abs(moved[~quiet]).max() > 0.1, "the gains must move something"
+    assert (batch["cqt"] >= silence).all()
+
+
+def test_schedule_matches_the_loop(config):
+    total = 40
+    c = config.copy_and_resolve_references()
+    c.optim.warmup_steps, c.max_steps = 5, total
+    expected = optim.make_schedule(c, total)
+    for step in (0, 3, 5, 17, 39, 40):
+        np.testing.assert_allclose(
+            device_train.learning_rate(c, step, jnp.float32(total)), expected(step), rtol=1e-6
+        )
+
+
+def test_short_run_adopted_as_a_workdir(config, exported, tmp_path):
+    """A real run of the device trainer: the loss falls; its weights become a workdir whose
+    checkpoint `load_model` (the test action's loader) reads back bit for bit; adopting
+    into a workdir with checkpoints, or weights that miss a parameter, is refused."""
+    meta = spec.load_meta(config)
+    c = config.copy_and_resolve_references()
+    c.optim.warmup_steps, c.optim.lr = 45, 3e-3
+    data = arrays.load(exported)
+    sample, device_arrays = device_train.make_sampler(data, c, meta)
+    trainer = device_train.make_trainer(c, meta, sample, scan=10)
+    log = {}
+    # No time given: the warmup's calls run (the first compiles, the rest are timed), then
+    # the schedule ends there.
+    state = device_train.train(c, trainer, device_arrays, 0.0, 10, 0, log)
+    assert log["steps"] == 50 and len(log["losses"]) == 5
+    assert np.mean(log["losses"][-2:]) < 0.9 * log["losses"][0], log["losses"]
+    fixed = {}  # a fixed length instead of a time: whole calls, at least the steps asked
+    device_train.train(c, trainer, device_arrays, 0.0, 10, 1, fixed, steps=62)
+    assert fixed["steps"] == 70 and len(fixed["losses"]) == 7
+    model = nnx.merge(trainer[0], state.params, state.rest)
+    weights = str(tmp_path / "weights.npz")
+    pretrained.save_weights(model, weights)
+    workdir = str(tmp_path / "adopted")
+    adopt.adopt(weights, c, workdir, 50)
+    loaded, _, loaded_config, step = checkpoint.load_model(workdir)
+    assert step == 50 and loaded_config.max_steps == 50
+    want = pretrained.param_arrays(model)
+    for name, value in pretrained.param_arrays(loaded).items():
+        np.testing.assert_array_equal(value, want[name], err_msg=name)
+    assert os.path.exists(os.path.join(workdir, files.CONFIG_FILE))
+    with pytest.raises(FileExistsError, match="already holds checkpoints"):
+        adopt.adopt(weights, c, workdir, 50)
+    bad = dict(np.load(weights))
+    bad.pop(next(iter(bad)))
+    np.savez(tmp_path / "bad.npz", **bad)
+    with pytest.raises(ValueError, match="bad.npz"):
+        adopt.adopt(str(tmp_path / "bad.npz"), c, str(tmp_path / "other"), 50)
