@@ -76,6 +76,12 @@ def save_weights(model, path: str) -> None:
         np.savez(tmp, **param_arrays(model))
 
 
+def read_weights(path: str) -> dict[str, np.ndarray]:
+    """{'path/to/param': array} of an .npz that `save_weights` wrote (no pickle)."""
+    with np.load(path, allow_pickle=False) as stored:
+        return {name: stored[name] for name in stored.files}
+
+
 def build_model(config, meta, weights_path: str):
     """The eval-mode model of `config` and `meta` with the parameters of an .npz file.
 
@@ -91,8 +97,7 @@ def build_model(config, meta, weights_path: str):
 
     abstract = nnx.eval_shape(lambda: models.from_config(config, meta))
     graphdef, params, rest = nnx.split(abstract, nnx.Param, ...)
-    with np.load(weights_path, allow_pickle=False) as stored:
-        arrays = {name: stored[name] for name in stored.files}
+    arrays = read_weights(weights_path)
     leaves, treedef = jax.tree_util.tree_flatten(params)
     values = matched_arrays(params, arrays, weights_path)
     params = jax.tree_util.tree_unflatten(

@@ -30,13 +30,12 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from experiments.E017_gpu_scratch import arrays
 from experiments.E017_gpu_scratch import config as e017
 from jaxnotes import pretrained
 from jaxnotes.data import features, spec
-from jaxnotes.train import parallel, steps
+from jaxnotes.train import optim, parallel, steps
 
 
 def make_sampler(data: dict, config, meta):
@@ -121,26 +120,12 @@ def make_sampler(data: dict, config, meta):
     return sample, device_arrays
 
 
-def learning_rate(config, step, total):
-    """`optim.make_schedule`'s linear warmup + cosine to zero, with `total` a traced value."""
-    o = config.optim
-    lr, warmup = float(o.lr), int(o.warmup_steps)
-    step = jnp.asarray(step, jnp.float32)
-    progress = jnp.clip((step - warmup) / jnp.maximum(total - warmup, 1.0), 0.0, 1.0)
-    cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
-    return lr * jnp.where(step < warmup, jnp.minimum(1.0, (step + 1.0) / warmup), cosine)
-
-
 def make_tx(config, total):
-    """`optim.make_optimizer`'s transformation (clip, then AdamW), its schedule's length
+    """`optim.make_optimizer`'s transformation and schedule with the schedule's length
     `total` a traced value; the same state structure whatever `total` is."""
     o = config.optim
-    return optax.chain(
-        optax.clip_by_global_norm(float(o.clip_norm)),
-        optax.scale_by_adam(),
-        optax.add_decayed_weights(float(o.weight_decay)),
-        optax.scale_by_schedule(lambda count: -learning_rate(config, count, total)),
-    )
+    lr, warmup = float(o.lr), int(o.warmup_steps)
+    return optim.transformation(config, lambda count: optim.warmup_cosine(count, lr, warmup, total))
 
 
 def make_trainer(config, meta, sample, scan: int):

@@ -19,15 +19,13 @@ import dataclasses
 import os
 import sys
 
-import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
 from jaxnotes import files, pretrained
 from jaxnotes.data import spec
-from jaxnotes.train import checkpoint, optim, parallel, steps
+from jaxnotes.train import checkpoint, optim, parallel, steps, warm_start
 
 
 def adopt(weights_path: str, config, workdir: str, step: int) -> str:
@@ -46,26 +44,17 @@ def adopt(weights_path: str, config, workdir: str, step: int) -> str:
     directory = os.path.join(workdir, files.CHECKPOINTS)
     if os.path.isdir(directory) and os.listdir(directory):
         raise FileExistsError(f"{directory}: already holds checkpoints; adopt into a new workdir")
-    with np.load(weights_path, allow_pickle=False) as z:
-        arrays = {name: z[name] for name in z.files}
+    arrays = pretrained.read_weights(weights_path)
     config = config.copy_and_resolve_references()
     with config.unlocked():
         config.max_steps = step  # the config.json of the workdir says how long it trained
     meta = spec.load_meta(config)
-    steps_per_epoch = max(step, int(config.optim.warmup_steps) + 1)
-    tx, _ = optim.make_optimizer(config, steps_per_epoch)
+    # The schedule's length is max_steps: the optimizer state saved is fresh either way.
+    tx, _ = optim.make_optimizer(config, steps_per_epoch=step)
     mesh = parallel.make_mesh()
     _, _, init_fn = steps.create_train_state(config, meta, tx, mesh)
     state = init_fn()
-    values = pretrained.matched_arrays(state.params, arrays, weights_path)
-    leaves, treedef = jax.tree_util.tree_flatten(state.params)
-    params = jax.tree_util.tree_unflatten(
-        treedef,
-        [
-            jax.device_put(v.astype(leaf.dtype), leaf.sharding)
-            for v, leaf in zip(values, leaves, strict=True)
-        ],
-    )
+    params = warm_start.placed_params(state.params, arrays, weights_path)
     state = state.replace(params=params, step=jnp.asarray(step, jnp.int32))
     files.write_run_files(workdir, config, meta)
     mngr = checkpoint.make_manager(directory)

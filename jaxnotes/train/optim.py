@@ -87,18 +87,10 @@ def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> Sc
     lr, warmup = float(o.lr), int(o.warmup_steps)
     total_steps = run_steps(config, steps_per_epoch)
 
-    def warmup_factor(step):
-        if warmup == 0:
-            return jnp.ones_like(step, dtype=jnp.float32)
-        return jnp.minimum(1.0, (step + 1.0) / warmup)
-
     if o.schedule == "cosine":
 
         def schedule(step):
-            step = jnp.asarray(step, jnp.float32)
-            progress = jnp.clip((step - warmup) / (total_steps - warmup), 0.0, 1.0)
-            cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
-            return lr * jnp.where(step < warmup, warmup_factor(step), cosine)
+            return warmup_cosine(step, lr, warmup, total_steps)
 
     else:
         boundaries = jnp.asarray([m * steps_per_epoch for m in o.milestones], jnp.float32)
@@ -108,9 +100,35 @@ def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> Sc
             step = jnp.asarray(step, jnp.float32)
             # Milestones and warmup compose, so a milestone inside the warmup still counts.
             num_passed = jnp.sum(step >= boundaries) if len(o.milestones) else 0.0
-            return lr * warmup_factor(step) * gamma**num_passed
+            return lr * _warmup_factor(step, warmup) * gamma**num_passed
 
     return schedule
+
+
+def _warmup_factor(step, warmup: int):
+    if warmup == 0:
+        return jnp.ones_like(step, dtype=jnp.float32)
+    return jnp.minimum(1.0, (step + 1.0) / warmup)
+
+
+def warmup_cosine(step, lr: float, warmup: int, total_steps):
+    """`lr` after a linear warmup over `warmup` steps, then a cosine decay reaching zero at
+    `total_steps` (> warmup), which may be a traced value (experiment E017 sets it once
+    its warmup has been timed)."""
+    step = jnp.asarray(step, jnp.float32)
+    progress = jnp.clip((step - warmup) / (total_steps - warmup), 0.0, 1.0)
+    cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    return lr * jnp.where(step < warmup, _warmup_factor(step, warmup), cosine)
+
+
+def transformation(config: ml_collections.ConfigDict, schedule: Schedule):
+    """Clip-by-global-norm, then AdamW on `schedule` (whatever computes it)."""
+    # AdamW with torch's defaults (b1 0.9, b2 0.999, eps 1e-8) decaying every parameter,
+    # as the original's torch.optim.AdamW did.
+    return optax.chain(
+        optax.clip_by_global_norm(float(config.optim.clip_norm)),
+        optax.adamw(schedule, weight_decay=float(config.optim.weight_decay)),
+    )
 
 
 def make_optimizer(
@@ -130,10 +148,4 @@ def make_optimizer(
       ValueError: a bad `config.optim` field or `num_epochs`; the message names it.
     """
     schedule = make_schedule(config, steps_per_epoch)
-    # AdamW with torch's defaults (b1 0.9, b2 0.999, eps 1e-8) decaying every parameter,
-    # as the original's torch.optim.AdamW did.
-    tx = optax.chain(
-        optax.clip_by_global_norm(float(config.optim.clip_norm)),
-        optax.adamw(schedule, weight_decay=float(config.optim.weight_decay)),
-    )
-    return tx, schedule
+    return transformation(config, schedule), schedule

@@ -51,7 +51,18 @@ def initial_params(init_from: str, config, params):
     model, source_config, what = source_model(init_from)
     source = f"config.init_from={init_from!r} ({what})"
     spec.check_same_inputs(source_config, config, source)
-    values = pretrained.matched_arrays(params, pretrained.param_arrays(model), source)
+    logging.info("warm start: parameters from %s", what)
+    return placed_params(params, pretrained.param_arrays(model), source)
+
+
+def placed_params(params, arrays: dict, source: str):
+    """`params` (nnx.Param state on the mesh) with the values of `arrays`
+    (`pretrained.param_arrays` names), each placed and typed as its leaf is.
+
+    Raises:
+      ValueError: `source`: a parameter missing, extra or of another shape (named).
+    """
+    values = pretrained.matched_arrays(params, arrays, source)
     leaves, treedef = jax.tree_util.tree_flatten(params)
 
     def place(value, leaf):
@@ -60,7 +71,6 @@ def initial_params(init_from: str, config, params):
         # this process cannot address.
         return jax.make_array_from_callback(leaf.shape, leaf.sharding, lambda index: value[index])
 
-    logging.info("warm start: parameters from %s", what)
     return jax.tree_util.tree_unflatten(
         treedef, [place(v, leaf) for v, leaf in zip(values, leaves, strict=True)]
     )
