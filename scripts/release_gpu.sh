@@ -1,39 +1,48 @@
 #!/usr/bin/env bash
-# Trains the shipped pretrained model (release 4: experiment E017's recipe) from scratch on a
+# Trains the shipped pretrained model (release 5: experiment E018's recipe) from scratch on a
 # machine with a GPU and packs it into jaxnotes/pretrained_model/:
-#   stage 1, GPU: render `release_pianos` and build its records -> export the train split
-#     (experiments/E017_gpu_scratch/arrays.py, ~20 min on one core) -> 139,700 steps of 128
-#     one-second windows from scratch (device_train.py, ~6 min on an H200) -> the weights
-#     adopted as a workdir (python -m jaxnotes.train.adopt) -> test;
-#   later stages, CPU or GPU (E017's LATER_STAGES): 4 epochs more on another take of the
-#     pieces (other rooms, performances and pianos) -> test -> pack the last stage's dev model.
+#   stage 1, GPU: render each take of E018's run (RUN, default the shipped one; its takes and
+#     steps are experiments/E018_gpu_takes/config.py's RUNS) and build its records -> export
+#     each take's train split (experiments/E017_gpu_scratch/arrays.py, ~1 min each) -> steps
+#     of 128 one-second windows from scratch, drawn from every take (device_train.py, ~3 min
+#     on an H100 for 70,000) -> the weights adopted as a workdir (jaxnotes.train.adopt) -> test;
+#   later stages, CPU or GPU (E018's LATER): 4 epochs more on a take the GPU stage did not
+#     hear (other rooms, performances and pianos) -> test -> pack the last stage's dev model.
 # Needs JAX with CUDA besides scripts/setup.sh (e.g. pip install "jax[cuda13]==<jax's pin>").
 # Resumable step by step: rerun after an interruption (an interrupted GPU run starts again).
 # Where the GPU is another machine (this project's device tool), run stage 1's GPU step
-# there by hand: experiments/README.md, E017. TINY=1 runs the same chain on the tiny corpus
+# there by hand: experiments/README.md, E018. TINY=1 runs the same chain on the tiny corpus
 # (the plumbing only; seconds of audio, 20 steps).
 # Results go under $RUNS (default runs/release-gpu), $RUNS-<stage>, $RUNS-data, $RUNS-gpu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 RUNS=${RUNS:-runs/release-gpu}
-C=experiments/E017_gpu_scratch/config.py
-STEPS=139700
+C=experiments/E018_gpu_takes/config.py
+RUN=${RUN:-$("$PY" -c "from experiments.E018_gpu_takes import config; print(config.SHIPPED_RUN)")}
+read -r STEPS TAKES < <("$PY" -c "from experiments.E018_gpu_takes import config
+takes, steps = config.RUNS['$RUN']; print(steps, *takes)")
 PREFIX=""
-if [ "${TINY:-0}" = 1 ]; then PREFIX="tiny"; STEPS=20; fi
+if [ "${TINY:-0}" = 1 ]; then PREFIX="tiny"; TAKES="tiny"; STEPS=20; fi
 stage1="$C${PREFIX:+:$PREFIX}"
-"$PY" -m jaxnotes.main --config="$stage1" --workdir="$RUNS" --action=process-train,process-test
-[ -f "$RUNS-data/index.json" ] ||
-  "$PY" -m experiments.E017_gpu_scratch.arrays --out "$RUNS-data" ${PREFIX:+--variant $PREFIX}
+data=""
+for TAKE in $TAKES; do
+  "$PY" -m jaxnotes.main --config="$stage1" --config.data.corpus_size="$TAKE" \
+    --action=process-train,process-test
+  [ -f "$RUNS-data/$TAKE/index.json" ] ||
+    "$PY" -m experiments.E017_gpu_scratch.arrays --out "$RUNS-data/$TAKE" \
+      --corpus-size "$TAKE" ${PREFIX:+--variant $PREFIX}
+  data="${data:+$data,}$RUNS-data/$TAKE"
+done
 [ -f "$RUNS-gpu/weights-0.npz" ] ||
-  "$PY" -m experiments.E017_gpu_scratch.device_train --data "$RUNS-data" --out "$RUNS-gpu" \
-    --steps $STEPS ${PREFIX:+--variant $PREFIX --scan 10}
+  "$PY" -m experiments.E017_gpu_scratch.device_train --data "$data" --out "$RUNS-gpu" \
+    --steps "$STEPS" ${PREFIX:+--variant $PREFIX --scan 10}
 [ -d "$RUNS/checkpoints" ] ||
   "$PY" -m jaxnotes.train.adopt --weights "$RUNS-gpu/weights-0.npz" --workdir "$RUNS" \
     --config="$stage1" --step $STEPS
 "$PY" -m jaxnotes.main --config="$stage1" --workdir="$RUNS" --action=test
 BEFORE="$RUNS"
-STAGES=$("$PY" -c "from experiments.E017_gpu_scratch import config; print(*config.SHIPPED)")
+STAGES=$("$PY" -c "from experiments.E018_gpu_takes import config; print(*config.SHIPPED)")
 for STAGE in $STAGES; do
   WORKDIR="$RUNS-$STAGE"
   config="$C:${PREFIX:+${PREFIX}_}$STAGE"

@@ -7,6 +7,7 @@ the schedule against `optim.make_schedule`; a short real run's weights become a 
 whose checkpoint holds them bit for bit and that the test action scores.
 """
 
+import json
 import os
 
 import jax
@@ -63,15 +64,55 @@ def test_export_round_trip(config, exported, tmp_path):
         np.testing.assert_array_equal(data["frames"][row], frames_128)
         np.testing.assert_array_equal(data["onsets"][row], onsets_128)
     # A missing part is an error naming it, or (allowed) chunks left out.
-    os.rename(os.path.join(exported, "cqt-1.xz"), tmp_path / "moved")
+    os.rename(os.path.join(exported, "cqt-1.bz2"), tmp_path / "moved")
     try:
-        with pytest.raises(FileNotFoundError, match="cqt-1.xz"):
+        with pytest.raises(FileNotFoundError, match="cqt-1.bz2"):
             arrays.load(exported)
         partial = arrays.load(exported, require_all=False)
         assert 0 < partial["present"].sum() < len(partial["present"])
         assert not partial["cqt"][partial["starts"][~partial["present"]][0]].any()
     finally:
-        os.rename(tmp_path / "moved", os.path.join(exported, "cqt-1.xz"))
+        os.rename(tmp_path / "moved", os.path.join(exported, "cqt-1.bz2"))
+
+
+def test_codecs_and_several_exports(config, exported, tmp_path):
+    """E017's xz export decodes to the same levels as the bz2 one; `load_many` puts several
+    exports (takes) end to end, parts missing left out, and refuses different bin counts."""
+    xz = str(tmp_path / "xz")
+    arrays.export(config, xz, parts=3, codec="xz")
+    assert sorted(f for f in os.listdir(xz) if f.startswith("cqt")) == [
+        "cqt-0.xz",
+        "cqt-1.xz",
+        "cqt-2.xz",
+    ]
+    one, other = arrays.load(exported), arrays.load(xz)
+    np.testing.assert_array_equal(one["cqt"], other["cqt"])
+    with pytest.raises(ValueError, match="codec 'zip'"):
+        arrays.export(config, str(tmp_path / "zip"), codec="zip")
+
+    os.remove(os.path.join(xz, "cqt-2.xz"))
+    both = arrays.load_many([exported, xz], require_all=False)
+    n, c = len(one["cqt"]), len(one["lengths"])
+    np.testing.assert_array_equal(both["cqt"][:n], one["cqt"])
+    np.testing.assert_array_equal(both["frames"][n:], one["frames"])
+    np.testing.assert_array_equal(both["lengths"], np.tile(one["lengths"], 2))
+    np.testing.assert_array_equal(both["starts"][c:], one["starts"] + n)
+    present = arrays.load(xz, require_all=False)["present"]
+    np.testing.assert_array_equal(both["present"], np.concatenate([one["present"], present]))
+    assert not both["cqt"][both["starts"][c + np.flatnonzero(~present)[0]]].any()
+    assert both["index"]["corpus_sizes"] == [config.data.corpus_size] * (2 * c)
+    assert both["index"]["piece_ids"] == 2 * one["index"]["piece_ids"]
+    with pytest.raises(FileNotFoundError, match="cqt-2.xz"):
+        arrays.load_many([exported, xz])
+
+    index_path = os.path.join(xz, arrays.INDEX_FILE)
+    with open(index_path) as f:
+        index = json.load(f)
+    index["n_bins"] += 1
+    with open(index_path, "w") as f:
+        json.dump(index, f)
+    with pytest.raises(ValueError, match="different numbers of CQT bins"):
+        arrays.load_many([exported, xz], require_all=False)
 
 
 def _silence(config):

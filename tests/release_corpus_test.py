@@ -231,10 +231,16 @@ def test_release_timbres_is_release_pianos_on_rebalanced_pianos():
             assert dataclasses.replace(a, voicing_kind="timbre") == b
 
 
-def test_a_second_take_redraws_rooms_performances_and_pianos():
+@pytest.mark.parametrize("take", ["release_pianos2", "release_pianos3", "release_pianos4"])
+def test_another_take_redraws_rooms_performances_and_pianos(take):
     first = corpus.plan_corpus("release_pianos", 0, release.RESERVED_WORKS)
-    second = corpus.plan_corpus("release_pianos2", 0, release.RESERVED_WORKS)
+    second = corpus.plan_corpus(take, 0, release.RESERVED_WORKS)
     redrawn = ("acoustics_seed", "performance_seed", "voicing_seed")
+    for earlier in ("release_pianos2", "release_pianos3")[: int(take[-1]) - 2]:
+        other = corpus.plan_corpus(earlier, 0, release.RESERVED_WORKS)  # nor an earlier take's
+        for a, b in zip(other, second, strict=True):
+            for name in redrawn:
+                assert getattr(a, name) is None or getattr(a, name) != getattr(b, name)
     for a, b in zip(first, second, strict=True):
         # The same pieces, soundfonts, tempi and renderers; a seed where the first has one.
         assert dataclasses.replace(a, **dict.fromkeys(redrawn)) == dataclasses.replace(
@@ -245,4 +251,4 @@ def test_a_second_take_redraws_rooms_performances_and_pianos():
             if getattr(a, name) is not None:
                 assert getattr(a, name) != getattr(b, name)
     assert [p for p in second if p.split == "test"] == [p for p in first if p.split == "test"]
-    assert corpus.plan_corpus("release_pianos2", 0, release.RESERVED_WORKS) == second
+    assert corpus.plan_corpus(take, 0, release.RESERVED_WORKS) == second

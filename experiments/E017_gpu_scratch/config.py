@@ -30,8 +30,13 @@ WARMUP_STEPS = 1000
 # Later stages, on the CPU: 4 epochs more at peak lr 2e-4 with the equaliser (configs/
 # release.py's stage schedule) on another take of the pieces, from the stage before
 # (--config.init_from); tested on their dev model. variant -> corpus size.
-LATER_STAGES = {"pianos2": "release_pianos2", "timbres": "release_timbres"}
-# The shipped model's later stages, in order (scripts/release_gpu.sh).
+LATER_STAGES = {
+    "pianos2": "release_pianos2",
+    "timbres": "release_timbres",
+    "pianos3": "release_pianos3",  # E018's
+    "pianos4": "release_pianos4",
+}
+# Release 4's later stages, in order (release 5's, and scripts/release_gpu.sh's, are E018's).
 SHIPPED = ("pianos2",)
 
 

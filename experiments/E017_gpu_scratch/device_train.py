@@ -19,6 +19,9 @@ workdir) and `log.json` (steps, seconds, the loss every call, frames a second, t
 
     python -m experiments.E017_gpu_scratch.device_train --data .e017data --out $OUT \
         (--seconds 490 --runs 0.25,0.75 | --steps 26000,139700) [--allow-missing]
+
+`--data` may name several exports, comma-separated (E018: takes of the corpus): their
+chunks are drawn from as one split, each chunk as likely as any other.
 """
 
 import argparse
@@ -181,7 +184,11 @@ def train(config, trainer, arrays_, seconds: float, scan: int, seed: int, log: d
             if total == unknown:
                 total = float(step + max(int(rate * (seconds - (now - begin))) // scan, 0) * scan)
             print(f"  {rate:.0f} steps/s after {step} steps: {int(total)} steps in all", flush=True)
-    rate = log.get("steps_per_second", 0.0)
+    rate = log.get("steps_per_second", 0.0)  # at the end of the warmup
+    if step > scan:  # every call after the one that compiled: the run's own pace
+        rate = log["steps_per_second_after_first_call"] = (step - timed_from[0]) / (
+            now - timed_from[1]
+        )
     log.update(
         steps=step,
         seconds=time.time() - begin,
@@ -193,7 +200,7 @@ def train(config, trainer, arrays_, seconds: float, scan: int, seed: int, log: d
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data", required=True, help="exports (arrays.py), comma-separated")
     parser.add_argument("--out", required=True)
     parser.add_argument("--seconds", type=float, default=0.0, help="training time, all runs")
     parser.add_argument("--runs", default="1.0", help="shares of the time, one model each")
@@ -207,11 +214,17 @@ def main(argv=None) -> None:
     config = e017.get_config(args.variant)
     meta = spec.load_meta(config)
     t0 = time.time()
-    data = arrays.load(args.data, require_all=not args.allow_missing)
+    data = arrays.load_many(args.data.split(","), require_all=not args.allow_missing)
     sample, device_arrays = make_sampler(data, config, meta)
     os.makedirs(args.out, exist_ok=True)
     logs = {"device": str(jax.devices()[0].device_kind), "load_seconds": time.time() - t0}
     logs["frames"] = int(data["lengths"][data["present"]].sum())
+    logs["data"] = args.data.split(",")
+    print(
+        f"loaded {logs['frames']:,} of {int(data['lengths'].sum()):,} frames "
+        f"in {logs['load_seconds']:.1f} s on {logs['device']}",
+        flush=True,
+    )
     trainer = make_trainer(config, meta, sample, args.scan)
     if args.steps:
         runs = [(None, int(n)) for n in args.steps.split(",")]
@@ -230,7 +243,8 @@ def main(argv=None) -> None:
         pretrained.save_weights(model, os.path.join(args.out, f"weights-{r}.npz"))
         print(
             f"run {r}: {log['steps']} steps in {log['seconds']:.0f} s "
-            f"({log.get('frames_per_second', 0):,.0f} frames/s), "
+            f"({log.get('steps_per_second_after_first_call', 0):.0f} steps/s, "
+            f"{log.get('frames_per_second', 0):,.0f} frames/s after the first call), "
             f"loss {log['losses'][0]:.3f} -> {log['losses'][-1]:.3f}",
             flush=True,
         )

@@ -75,6 +75,9 @@ SIZES["release_pianos"] = dataclasses.replace(
 )
 # Its second take: the same pieces, each in another room, performance and piano (E012).
 SIZES["release_pianos2"] = dataclasses.replace(SIZES["release_pianos"], take=1)
+# Its third and fourth takes: E018's later stages (its GPU stage heard the first two).
+SIZES["release_pianos3"] = dataclasses.replace(SIZES["release_pianos"], take=2)
+SIZES["release_pianos4"] = dataclasses.replace(SIZES["release_pianos"], take=3)
 # Stage 3's corpus with stage 2's narrow voicings, to tell the wide ones' share (E011).
 SIZES["release_pianos_narrow"] = dataclasses.replace(SIZES["release_pianos"], voicings="narrow")
 # Stage 3's corpus (the same pieces, rooms and performances) with every sampled-piano piece

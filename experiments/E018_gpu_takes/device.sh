@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# E018 on a lent GPU machine (experiments/README.md, E018, has the calls), run from the
+# project root there. Each take's export (arrays.py) is two parts of ~51 MiB and a call
+# carries at most 64 MiB, so the parts travel one a call to the same warm machine, each
+# copied into /tmp/e018data/<take>/ (a warm machine keeps /tmp, and the XLA cache there):
+#   bash experiments/E018_gpu_takes/device.sh smoke      # carries .whl, every take's index.json
+#                                                        # and labels.npz, and one part
+#   bash experiments/E018_gpu_takes/device.sh copy       # carries one more part
+#   bash experiments/E018_gpu_takes/device.sh train N    # carries the last part: N steps
+# TAKES (comma-separated corpus sizes) defaults to config.TAKES.
+set -euo pipefail
+what=${1:?smoke, copy or train}
+for f in .e018data/*/*; do
+  [ -f "$f" ] || continue
+  take=$(basename "$(dirname "$f")")
+  mkdir -p "/tmp/e018data/$take"
+  cp -n "$f" "/tmp/e018data/$take/"  # -n: a decoded part cached there stays newer
+done
+ls -la /tmp/e018data/*
+[ "$what" = copy ] && exit 0
+rm -rf /tmp/site
+python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl
+export PYTHONPATH=/tmp/site JAX_PLATFORMS=cuda PYTHONUNBUFFERED=1
+export JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+python3 -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
+TAKES=${TAKES:-$(python3 -c 'from experiments.E018_gpu_takes import config; print(",".join(config.TAKES))')}
+data=$(echo "$TAKES" | tr , '\n' | sed 's|^|/tmp/e018data/|' | paste -sd,)
+train() { python3 -m experiments.E017_gpu_scratch.device_train --data "$data" "$@"; }
+case "$what" in
+  # The same shapes as the full run (missing parts are silence, not drawn), so the step
+  # compiled here is read from the cache by `train`; its log gives the speed to size N by.
+  smoke) train --out "$OUT/smoke" --steps 3000 --allow-missing ;;
+  train) train --out "$OUT" --steps "${2:?steps}" ;;
+  *) echo "unknown: $what" >&2; exit 2 ;;
+esac
