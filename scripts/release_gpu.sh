@@ -25,10 +25,12 @@ takes, steps = config.RUNS['$RUN']; print(steps, *takes)")
 PREFIX=""
 if [ "${TINY:-0}" = 1 ]; then PREFIX="tiny"; TAKES="tiny"; STEPS=20; fi
 stage1="$C${PREFIX:+:$PREFIX}"
+# The test split is stage 1's own corpus's (validation and test); the takes give train splits.
+"$PY" -m jaxnotes.main --config="$stage1" --action=process-test
 data=""
 for TAKE in $TAKES; do
   "$PY" -m jaxnotes.main --config="$stage1" --config.data.corpus_size="$TAKE" \
-    --action=process-train,process-test
+    --action=process-train
   [ -f "$RUNS-data/$TAKE/index.json" ] ||
     "$PY" -m experiments.E017_gpu_scratch.arrays --out "$RUNS-data/$TAKE" \
       --corpus-size "$TAKE" ${PREFIX:+--variant $PREFIX}

@@ -117,8 +117,10 @@ def export(config, out: str, parts: int = 2, codec: str = "bz2") -> dict:
         "parts": files,
         "seconds": float(info["seconds"]),
     }
-    with open(os.path.join(out, INDEX_FILE), "w") as f:
+    # Written last, then renamed: an index.json means a finished export.
+    with open(os.path.join(out, INDEX_FILE + ".tmp"), "w") as f:
         json.dump(index, f)
+    os.replace(os.path.join(out, INDEX_FILE + ".tmp"), os.path.join(out, INDEX_FILE))
     return index
 
 

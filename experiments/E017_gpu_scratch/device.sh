@@ -8,15 +8,10 @@
 #   bash experiments/E017_gpu_scratch/device.sh train SECONDS   # part 1: copy, then the runs
 set -euo pipefail
 what=${1:?stage or train}
-rm -rf /tmp/site
-python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site JAX_PLATFORMS=cuda PYTHONUNBUFFERED=1
-export JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache
 mkdir -p /tmp/e017data
 cp -n .e017data/* /tmp/e017data/  # -n: a decoded part cached there stays newer
 ls -la /tmp/e017data
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
+source experiments/E017_gpu_scratch/device_env.sh
 train() {
   python3 -m experiments.E017_gpu_scratch.device_train --data /tmp/e017data --allow-missing "$@"
 }

@@ -18,12 +18,7 @@ for f in .e018data/*/*; do
 done
 ls -la /tmp/e018data/*
 [ "$what" = copy ] && exit 0
-rm -rf /tmp/site
-python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site JAX_PLATFORMS=cuda PYTHONUNBUFFERED=1
-export JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
+source experiments/E017_gpu_scratch/device_env.sh
 TAKES=${TAKES:-$(python3 -c 'from experiments.E018_gpu_takes import config; print(",".join(config.TAKES))')}
 data=$(echo "$TAKES" | tr , '\n' | sed 's|^|/tmp/e018data/|' | paste -sd,)
 train() { python3 -m experiments.E017_gpu_scratch.device_train --data "$data" "$@"; }
