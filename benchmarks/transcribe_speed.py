@@ -2,12 +2,17 @@
 
   python benchmarks/transcribe_speed.py                  # everything (~10 min on 2 CPU cores)
   python benchmarks/transcribe_speed.py --only offline,blocks
+  python benchmarks/transcribe_speed.py --only files --files ../shared/realdev/maps_enstdk_am/test_data/*.flac
   python benchmarks/transcribe_speed.py --only offline --transformer num_layers=6,embed_dim=256
 
 Sections:
   offline  real-time factor (seconds of audio per second of compute) of the whole-file path
            for both models at their default size; weights are random (speed does not
            depend on them), CQT and model timed separately, compiles excluded.
+  files    `jaxnotes-transcribe` on whole files (--files, or synthetic songs of 30-200 s), a
+           fresh process per run: with an empty compile cache, then with it filled; the
+           whole command's wall time (start-up, model loading, compiles) and the per-file
+           times it prints (decoding, resampling, CQT, model, notes, MIDI and CSV).
   blocks   streaming: compute per block (resample + CQT + model + decoder) against the
            block's duration, for both default models.
   latency  trains narrow models with the default transformer's receptive field (4 layers,
@@ -299,14 +304,62 @@ def hour(args):
     print(f"buffers (CQT samples, model frames) at each mark: {samples}")
 
 
-SECTIONS = {"offline": offline, "blocks": blocks, "latency": latency, "hour": hour}
+def files(args):
+    """`jaxnotes-transcribe` on whole files, as a user runs it, with a fresh compile cache
+    (first run) and with it filled (second run), for each CQT backend."""
+    print("\n## jaxnotes-transcribe end to end (the shipped model; a fresh process per run)")
+    with tempfile.TemporaryDirectory() as folder:
+        songs = args.files
+        if not songs:  # synthetic songs of several lengths (several CQT length buckets)
+            import soundfile as sf
+
+            songs = []
+            for i, seconds in enumerate((30, 50, 80, 110, 150, 200)):
+                songs.append(os.path.join(folder, f"song{i}.wav"))
+                sf.write(songs[-1], synthetic_audio(seconds, seed=20 + i)[0], SR)
+        for backend in args.cqt.split(","):
+            env = dict(os.environ, JAXNOTES_COMPILE_CACHE=os.path.join(folder, f"xla-{backend}"))
+            for run in ("fresh cache", "filled cache"):
+                out = os.path.join(folder, f"out-{backend}")
+                argv = ["jaxnotes-transcribe", *songs, "-o", out + os.sep, "--cqt", backend]
+                begin = time.perf_counter()
+                done = subprocess.run(argv, env=env, capture_output=True, text=True)
+                wall = time.perf_counter() - begin
+                if done.returncode:
+                    sys.exit(f"{' '.join(argv)} failed:\n{done.stderr}")
+                audio_s, file_s = _file_seconds(done.stderr)
+                print(
+                    f"{backend:7s} {run:12s} {len(songs)} files, {audio_s:.0f} s of audio: "
+                    f"command {wall:.1f} s ({audio_s / wall:.0f}x real time), its per-file "
+                    f"times {file_s:.1f} s ({audio_s / file_s:.0f}x)"
+                )
+
+
+def _file_seconds(stderr: str) -> tuple[float, float]:
+    """(audio seconds, transcription seconds) summed over jaxnotes-transcribe's file lines."""
+    import re
+
+    found = re.findall(r"notes in ([0-9.]+) s of audio \(([0-9.]+) s,", stderr)
+    return sum(float(a) for a, _ in found), sum(float(t) for _, t in found)
+
+
+SECTIONS = {
+    "offline": offline,
+    "files": files,
+    "blocks": blocks,
+    "latency": latency,
+    "hour": hour,
+}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     p.add_argument("--offline-s", type=float, default=120.0)
-    p.add_argument("--cqt", default="librosa,jax", help="offline: CQT backends to time")
+    p.add_argument("--cqt", default="librosa,jax", help="offline, files: CQT backends to time")
+    p.add_argument(
+        "--files", nargs="*", default=[], help="files: audio to transcribe (default: synthetic)"
+    )
     p.add_argument(
         "--transformer",
         action="append",

@@ -17,8 +17,7 @@ import os
 import numpy as np
 
 from jaxnotes.data import Meta, features, labels
-from jaxnotes.evaluate import scoring
-from jaxnotes.inference import decode, runner
+from jaxnotes.inference import compile_cache, decode, runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +48,10 @@ class Transcriber:
         )
         self.threshold_source = self.settings.pop("source")
         # None for models with a bounded context (exact windows); see runner.Segments.
-        self.segments, _ = scoring.run_mode(model, config, config.eval)
-        self.cqt_backend = "auto"  # see features.compute_cqt ('jax' on accelerators)
+        self.segments, _ = runner.run_mode(model, config, config.eval)
+        self.cqt_backend = "auto"  # see features.compute_cqt
+        # Compiled code on disk (unless the user set a cache or JAXNOTES_COMPILE_CACHE=off).
+        self.compile_cache_dir = compile_cache.enable()
 
     @classmethod
     def pretrained(cls) -> "Transcriber":

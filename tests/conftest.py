@@ -12,6 +12,9 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 MAY_USE_GPU = os.environ.setdefault("JAX_PLATFORMS", "cpu").strip().lower() != "cpu"
+# The transcription entry points' disk cache of compiled code (inference.compile_cache) stays
+# off, so tests never fill a user's ~/.cache; compile_cache_test turns it on in a tmp folder.
+os.environ.setdefault("JAXNOTES_COMPILE_CACHE", "off")
 if MAY_USE_GPU and "--xla_gpu_deterministic_ops" not in os.environ["XLA_FLAGS"]:
     # Unknown XLA flags are fatal, but this one is known to every jaxlib build (a CPU-only
     # jaxlib 0.10.2 accepts it and ignores it), so a GPU-less machine still runs the suite.

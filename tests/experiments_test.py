@@ -78,3 +78,19 @@ def test_tuple_values_reach_the_command_line_as_python_literals():
     assert run.point_name(overrides) == "train_exclude=(composer=generated,),thresholds=(0.3,0.5)"
     for key, value in overrides.items():
         assert ast.literal_eval(run._flag_value(value)) == value, key
+
+
+def test_the_release_recipe_trains_the_model_card_describes():
+    """scripts/release_gpu.sh trains E018's SHIPPED_RUN then SHIPPED: the card's run, steps
+    and later stage (a wrong SHIPPED_RUN once made the script reproduce another run)."""
+    from experiments.E018_gpu_takes import config as e018
+    from jaxnotes import pretrained
+
+    with open(os.path.join(pretrained.MODEL_DIR, "MODEL_CARD.md")) as f:
+        card = " ".join(f.read().split())
+    takes, steps = e018.RUNS[e018.SHIPPED_RUN]
+    assert f"run `{e018.SHIPPED_RUN}`" in card
+    assert f"{steps:,} steps of 128" in card
+    assert all(f"`{take}`" in card for take in takes)
+    for stage in e018.SHIPPED:
+        assert f"`{e018.e017.LATER_STAGES[stage]}`" in card

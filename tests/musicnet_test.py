@@ -102,6 +102,20 @@ def test_audio_is_mixed_down_and_resampled(tmp_path):
     assert audio.audio_info(str(path)) == (sr, sr)
 
 
+@pytest.mark.parametrize("sr, target_sr", [(16000, 22050), (44100, 22050), (22050, 16000)])
+def test_resample_is_librosas_soxr_hq(sr, target_sr):
+    """audio.resample (soxr without librosa's import) gives librosa.resample's samples."""
+    import librosa
+
+    rng = np.random.default_rng(sr)
+    for num_samples in (0, 1, 999, 48_001):
+        x_S = rng.standard_normal(num_samples).astype(np.float32)
+        want = librosa.resample(x_S, orig_sr=sr, target_sr=target_sr, res_type="soxr_hq")
+        got = audio.resample(x_S, sr, target_sr)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize(
     "content, match",
     [

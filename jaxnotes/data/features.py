@@ -207,19 +207,15 @@ def compute_cqt(audio_S: np.ndarray, cqt: CqtConfig, backend: str = "librosa") -
     """Normalised CQT features (T x F float32) of mono audio sampled at `cqt.sr`.
 
     `backend` 'librosa' is the reference (the dataset builder's); 'jax' is `jax_cqt.JaxCqt`,
-    within its stated tolerance of librosa and faster once compiled (on any JAX device; one
-    compile of ~2 s per length bucket); 'auto' is 'jax' on an accelerator, 'librosa' on a CPU
-    (where a folder of recordings of many lengths spends more on compiles than it saves).
+    within its stated tolerance of librosa and faster once compiled (0.4-0.5x librosa's time
+    on a 2-core CPU, 1/20 on a GPU; one compile of ~1.5 s per length bucket, which the
+    transcription entry points keep on disk: `inference.compile_cache`); 'auto' is 'jax'.
     """
     if audio_S.ndim != 1:
         raise ValueError(f"compute_cqt expects mono audio, got shape {audio_S.shape}")
     if backend not in CQT_BACKENDS:
         raise ValueError(f"CQT backend {backend!r}: expected one of {CQT_BACKENDS}")
-    if backend == "auto":
-        import jax
-
-        backend = "librosa" if jax.default_backend() == "cpu" else "jax"
-    if backend == "jax":
+    if backend in ("auto", "jax"):
         mag_TxF = _jax_cqt(cqt).magnitude(audio_S)
     else:
         mag_TxF = cqt_magnitude(audio_S, cqt)

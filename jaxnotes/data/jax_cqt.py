@@ -1,7 +1,7 @@
 """A jit-compiled CQT magnitude in JAX that matches `features.cqt_magnitude` (librosa.cqt).
 
 Owns `JaxCqt(cqt)`: kernels built once per `CqtConfig`; `magnitude(audio_S) -> mag_TxF`
-(numpy in and out, lengths padded to buckets), `magnitude_fn(audio_S) -> mag_TxF` (a jax
+(numpy in and out, in fixed buffers or chunks), `magnitude_fn(audio_S) -> mag_TxF` (a jax
 array of static length, traceable inside other jitted code); and `agreement`, the measure
 the tolerance below is stated in. Legend: S audio samples, N padded samples, T frames,
 F CQT bins, K frame samples, L decimator block, B blocks, H rfft bins. Must not import
@@ -28,11 +28,15 @@ bins sit in quiet fade-ins, 100+ dB under the loudest audio within a decimator b
 where float32 round-off is that size (librosa's own is a third to half of it). The same
 on an H200 GPU (jax 0.11.2), whose output is within 1e-6 relative of the CPU's.
 
-Lengths: the audio sits in a zero buffer of N = m * 2^k samples (m in 4..7: at most 25%
-padding) with margins for the lowest octave's frames; every length fitting one N shares
-one compiled function (the length is a traced scalar and frames are cropped after), so a
-corpus compiles ~4 times per doubling of its lengths (~2 s each on 2 idle CPU cores). Memory:
-~16 bytes per buffer sample at the peak (XLA's count): 50 MB for 2 minutes, 240 MB for 10.
+Lengths: `magnitude` puts the audio in a zero buffer (with margins for the lowest octave's
+frames) of one of BUFFER_SAMPLES, the length a traced scalar and frames cropped after, so
+every recording compiles at most four shapes (~1.5 s each on 2 idle CPU cores, kept on disk
+by `inference.compile_cache`). Past the largest buffer (95 s at 22.05 kHz) it runs chunks
+of `chunk_frames` frames, each with `context_frames` (1.5 s) of audio either side, within
+float32 round-off of one pass (2e-5 at peaks, 4e-4 feature units on MAPS piano) and as
+fast. Memory: ~16 bytes per buffer sample at the peak (XLA's count): 34 MB for the
+largest. `magnitude_fn` (a static length under a caller's jit) pads to N = m * 2^k
+samples (m in 4..7: at most 25% padding).
 """
 
 import jax
@@ -43,6 +47,8 @@ from jaxnotes.data import features
 from jaxnotes.data.features import CqtConfig
 
 SPARSITY = 0.01  # librosa.cqt's default: each filter drops its smallest 1% of |FFT|
+# `magnitude`'s buffers (~6, 24, 48 and 95 s at 22.05 kHz): the only shapes it compiles.
+BUFFER_SAMPLES = (2**17, 2**19, 2**20, 2**21)
 BLOCK, GUARD = 8192, 256  # decimator block (full-rate samples), guard (output samples)
 HIGHEST = jax.lax.Precision.HIGHEST  # TPU/GPU would otherwise use bf16/TF32 passes
 
@@ -130,6 +136,16 @@ class JaxCqt:
         # reach half a frame out, at the lowest rate; whole samples at every rate.
         reach = max(kernel_Kx2F.shape[0] // 2 * d for d, _, kernel_Kx2F in plan)
         self.margin = -(-reach // self._max_decimation) * self._max_decimation
+        # Chunks see this many frames of audio either side: twice the frames' own reach,
+        # which leaves them within float32 round-off of one pass (jax_cqt_test).
+        hop = cqt.hop_length
+        self.context_frames = -(-2 * self.margin // hop)
+        buffers = [n for n in BUFFER_SAMPLES if n > 2 * self.margin + hop]
+        least = 2 * self.margin + (4 * self.context_frames + 1) * hop  # chunks >= 2 contexts
+        if not buffers or buffers[-1] < least:
+            buffers.append(self.bucket_samples(least - 2 * self.margin))
+        self.buffers = tuple(buffers)
+        self.chunk_frames = (self.buffers[-1] - 2 * self.margin) // hop - 2 * self.context_frames
         self._padded = jax.jit(self._padded_magnitude)
 
     def bucket_samples(self, num_samples: int) -> int:
@@ -140,14 +156,36 @@ class JaxCqt:
         return min(m << k for m in (4, 5, 6, 7, 8) if (m << k) >= need)
 
     def magnitude(self, audio_S: np.ndarray) -> np.ndarray:
-        """T x F float32 |CQT| of mono numpy audio, T = cqt.num_frames(len(audio_S))."""
+        """T x F float32 |CQT| of mono numpy audio, T = cqt.num_frames(len(audio_S)).
+
+        In one of `buffers` when the audio fits one, else in chunks of `chunk_frames`
+        frames, each computed with `context_frames` frames of audio either side (the
+        recording's own edges where it has them) in the largest buffer: any length runs
+        through at most `len(buffers)` compiled shapes, in bounded memory.
+        """
         audio_S = np.asarray(audio_S, np.float32)
         if audio_S.ndim != 1:
             raise ValueError(f"JaxCqt expects mono audio, got shape {audio_S.shape}")
-        buffer_N = np.zeros(self.bucket_samples(len(audio_S)), np.float32)
+        num_frames, hop = self.cqt.num_frames(len(audio_S)), self.cqt.hop_length
+        if len(audio_S) <= self.buffers[-1] - 2 * self.margin:
+            return self._in_buffer(audio_S)[:num_frames]
+        mag_TxF = np.empty((num_frames, self.cqt.n_bins), np.float32)
+        chunk, context = self.chunk_frames, self.context_frames
+        for first in range(0, num_frames, chunk):
+            start, end = max(0, first - context), first + chunk + context
+            part_S = (
+                audio_S[start * hop : end * hop] if end < num_frames else audio_S[start * hop :]
+            )
+            count = min(chunk, num_frames - first)
+            mag_TxF[first : first + count] = self._in_buffer(part_S)[first - start :][:count]
+        return mag_TxF
+
+    def _in_buffer(self, audio_S: np.ndarray) -> np.ndarray:
+        """|CQT| of every frame of the smallest of `buffers` that holds `audio_S`."""
+        size = min(n for n in self.buffers if n - 2 * self.margin >= len(audio_S))
+        buffer_N = np.zeros(size, np.float32)
         buffer_N[self.margin : self.margin + len(audio_S)] = audio_S
-        mag_TxF = self._padded(buffer_N, np.int32(len(audio_S)))
-        return np.asarray(mag_TxF)[: self.cqt.num_frames(len(audio_S))]
+        return np.asarray(self._padded(buffer_N, np.int32(len(audio_S))))
 
     def magnitude_fn(self, audio_S: jax.Array) -> jax.Array:
         """T x F |CQT| of a 1-D jax array, traceable (its length is static under jit)."""

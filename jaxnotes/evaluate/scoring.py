@@ -218,20 +218,6 @@ def _as_numbers(counts: dict) -> dict[str, float]:
     return out
 
 
-def run_mode(model, model_config, eval_config) -> tuple[runner.Segments | None, dict]:
-    """(segments or None, how the model runs offline) for the report (see inference)."""
-    from jaxnotes.data import spec
-
-    try:
-        model.receptive_field()
-    except ValueError:
-        fps = spec.load_meta(model_config).frames_per_second
-        window = spec.window_frames(model_config)
-        segments = runner.segments_of(eval_config, window, fps)
-        return segments, segments.describe(fps)
-    return None, dict(runner.EXACT)
-
-
 def run_test(config, workdir: str) -> dict:
     """The `test` action: evaluates the final (or dev) model of `workdir` on the test split."""
     from jaxnotes.data import pipeline, records, spec
@@ -247,7 +233,7 @@ def run_test(config, workdir: str) -> dict:
     # A folder of test recordings alone (your own, or a benchmark's) is scored with the
     # model's own thresholds, and reported beside the training data's report.
     test_only = not os.path.isdir(os.path.join(source, "train_data"))
-    segments, how = run_mode(model, model_config, config.eval)
+    segments, how = runner.run_mode(model, model_config, config.eval)
     predict_piece = functools.partial(runner.predict_offline, model, segments=segments)
 
     def predictions(split):

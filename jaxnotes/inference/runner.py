@@ -106,6 +106,20 @@ def segments_of(eval_config, training_window_frames: int, frames_per_second: flo
     return Segments(frames, int(round(frames * eval_config.segment_overlap)))
 
 
+def run_mode(model, model_config, eval_config) -> tuple[Segments | None, dict]:
+    """(segments or None, how the model runs offline, for reports): None for a bounded
+    context (exact windows), else `segments_of` the config's eval and training window."""
+    from jaxnotes.data import spec  # the data contract: window and frame rate of a config
+
+    try:
+        model.receptive_field()
+    except ValueError:
+        fps = spec.load_meta(model_config).frames_per_second
+        segments = segments_of(eval_config, spec.window_frames(model_config), fps)
+        return segments, segments.describe(fps)
+    return None, dict(EXACT)
+
+
 def segment_plan(num_frames: int, segments: Segments) -> list[tuple[int, int, int]]:
     """(segment start, first output, end output) per segment; the outputs tile [0, T) once.
 
