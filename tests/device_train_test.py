@@ -18,7 +18,7 @@ import pytest
 from flax import nnx
 
 from experiments.E017_gpu_scratch import arrays, device_train
-from jaxnotes import files, pretrained
+from jaxnotes import files, models, pretrained
 from jaxnotes.data import features, records, spec
 from jaxnotes.train import adopt, checkpoint, optim
 
@@ -247,3 +247,33 @@ def test_short_run_adopted_as_a_workdir(config, exported, tmp_path):
     np.savez(tmp_path / "bad.npz", **bad)
     with pytest.raises(ValueError, match="bad.npz"):
         adopt.adopt(str(tmp_path / "bad.npz"), c, str(tmp_path / "other"), 50)
+
+
+def test_weight_averages_of_workdirs(config, tmp_path):
+    """E018's average.py: the shares-weighted mean of workdirs' parameters, as an .npz that
+    adopt turns into a workdir; sources of other shapes, or bad shares, are refused."""
+    from experiments.E018_gpu_takes import average
+
+    meta = spec.load_meta(config)
+    workdirs, params = [], []
+    for seed in (1, 2):
+        model = models.from_config(config, meta, nnx.Rngs(seed))
+        weights = str(tmp_path / f"w{seed}.npz")
+        pretrained.save_weights(model, weights)
+        workdirs.append(str(tmp_path / f"run{seed}"))
+        adopt.adopt(weights, config, workdirs[-1], 10)
+        params.append(pretrained.param_arrays(model))
+    got = average.average(workdirs, [1.0, 3.0])
+    for name, first in params[0].items():
+        assert not np.array_equal(first, params[1][name]) or first.std() == 0, name
+        np.testing.assert_allclose(got[name], 0.25 * first + 0.75 * params[1][name], atol=1e-7)
+    out = str(tmp_path / "soup.npz")
+    average.main([*workdirs, "--out", out])
+    adopt.adopt(out, config, str(tmp_path / "soup"), 10)
+    soup, _, _, _ = checkpoint.load_model(str(tmp_path / "soup"))
+    for name, value in pretrained.param_arrays(soup).items():
+        np.testing.assert_allclose(value, 0.5 * (params[0][name] + params[1][name]), atol=1e-7)
+    with pytest.raises(ValueError, match="other parameters or shapes"):
+        average.average([workdirs[0], "pretrained"])
+    with pytest.raises(ValueError, match="one positive each"):
+        average.average(workdirs, [1.0, -1.0])

@@ -207,8 +207,8 @@ def compute_cqt(audio_S: np.ndarray, cqt: CqtConfig, backend: str = "librosa") -
     """Normalised CQT features (T x F float32) of mono audio sampled at `cqt.sr`.
 
     `backend` 'librosa' is the reference (the dataset builder's); 'jax' is `jax_cqt.JaxCqt`,
-    within its stated tolerance of librosa and faster once compiled (0.4-0.5x librosa's time
-    on a 2-core CPU, 1/20 on a GPU; one compile of ~1.5 s per length bucket, which the
+    within its stated tolerance of librosa and faster once compiled (0.35-0.6x librosa's
+    time on a 2-core CPU; at most four compiled shapes for any length, which the
     transcription entry points keep on disk: `inference.compile_cache`); 'auto' is 'jax'.
     """
     if audio_S.ndim != 1:
