@@ -310,7 +310,7 @@ def files(args):
     print("\n## jaxnotes-transcribe end to end (the shipped model; a fresh process per run)")
     with tempfile.TemporaryDirectory() as folder:
         songs = args.files
-        if not songs:  # synthetic songs of several lengths (several CQT length buckets)
+        if not songs:  # synthetic songs of 30-200 s: the CQT's larger buffers, and chunks
             import soundfile as sf
 
             songs = []

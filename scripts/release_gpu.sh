@@ -6,7 +6,7 @@
 #     each take's train split (experiments/E017_gpu_scratch/arrays.py, ~1 min each) -> steps
 #     of 128 one-second windows from scratch, drawn from every take (device_train.py, ~3 min
 #     on an H100 for 70,000) -> the weights adopted as a workdir (jaxnotes.train.adopt) -> test;
-#   later stages, CPU or GPU (E018's LATER): 4 epochs more on a take the GPU stage did not
+#   later stages, CPU or GPU (E018's SHIPPED): 4 epochs more on a take the GPU stage did not
 #     hear (other rooms, performances and pianos) -> test -> pack the last stage's dev model.
 # Needs JAX with CUDA besides scripts/setup.sh (e.g. pip install "jax[cuda13]==<jax's pin>").
 # Resumable step by step: rerun after an interruption (an interrupted GPU run starts again).

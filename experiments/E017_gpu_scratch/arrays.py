@@ -71,6 +71,7 @@ CODECS = ("bz2", "xz")
 
 def export(config, out: str, parts: int = 2, codec: str = "bz2") -> dict:
     """Writes `config`'s train split (every chunk, in record order) to `out`."""
+    from jaxnotes import files
     from jaxnotes.data import records
 
     if codec not in CODECS:
@@ -88,24 +89,18 @@ def export(config, out: str, parts: int = 2, codec: str = "bz2") -> dict:
         lengths.append(n)
         piece_ids.append(int(r["piece_id"]))
     lengths_C = np.array(lengths)
-    os.makedirs(out, exist_ok=True)
-    np.savez_compressed(
-        os.path.join(out, LABELS_FILE),
-        frames=np.concatenate(frames),
-        onsets=np.concatenate(onsets),
-    )
+    with files.atomic_path(os.path.join(out, LABELS_FILE)) as tmp:  # makes `out`
+        np.savez_compressed(tmp, frames=np.concatenate(frames), onsets=np.concatenate(onsets))
     # Parts of whole chunks, about equal in frames.
     bounds = np.searchsorted(np.cumsum(lengths_C), np.linspace(0, lengths_C.sum(), parts + 1)[1:-1])
     edges = [0, *[int(b) + 1 for b in bounds], len(lengths_C)]
-    files = []
+    written = []
     for k in tqdm.trange(parts, desc=f"{config.data.corpus_size}: compressing", unit="part"):
         lo, hi = edges[k], edges[k + 1]
         q_NxF = np.concatenate(cqt[lo:hi])
         name = f"cqt-{k}.{codec}"
-        with open(os.path.join(out, name + ".tmp"), "wb") as f:
-            f.write(_encode(q_NxF, codec))
-        os.replace(os.path.join(out, name + ".tmp"), os.path.join(out, name))
-        files.append({"name": name, "chunks": [lo, hi], "shape": list(q_NxF.shape)})
+        files.write_bytes(os.path.join(out, name), _encode(q_NxF, codec))
+        written.append({"name": name, "chunks": [lo, hi], "shape": list(q_NxF.shape)})
     index = {
         "corpus_size": config.data.corpus_size,
         "codec": codec,
@@ -114,13 +109,11 @@ def export(config, out: str, parts: int = 2, codec: str = "bz2") -> dict:
         "n_bins": int(cqt[0].shape[1]),
         "lengths": lengths_C.tolist(),
         "piece_ids": piece_ids,
-        "parts": files,
+        "parts": written,
         "seconds": float(info["seconds"]),
     }
-    # Written last, then renamed: an index.json means a finished export.
-    with open(os.path.join(out, INDEX_FILE + ".tmp"), "w") as f:
-        json.dump(index, f)
-    os.replace(os.path.join(out, INDEX_FILE + ".tmp"), os.path.join(out, INDEX_FILE))
+    # Written last (atomically, as the parts): an index.json means a finished export.
+    files.write_text(os.path.join(out, INDEX_FILE), json.dumps(index))
     return index
 
 

@@ -34,8 +34,9 @@ def average(sources: list[str], shares: list[float] | None = None) -> dict[str, 
     shares = [1.0] * len(sources) if shares is None else list(shares)
     if not sources or len(shares) != len(sources) or min(shares) <= 0:
         raise ValueError(f"{len(sources)} sources with shares {shares}: one positive each")
+    fractions = [share / sum(shares) for share in shares]
     total, first = None, None
-    for source, share in zip(sources, shares, strict=True):
+    for source, fraction in zip(sources, fractions, strict=True):
         model, _, what = warm_start.source_model(source)
         arrays = pretrained.param_arrays(model)
         if total is None:
@@ -44,7 +45,7 @@ def average(sources: list[str], shares: list[float] | None = None) -> dict[str, 
         if shapes != {k: v.shape for k, v in total.items()}:
             raise ValueError(f"{what} has other parameters or shapes than {first}")
         for name, value in arrays.items():
-            total[name] += share / sum(shares) * value
+            total[name] += fraction * value
     return {name: value.astype(np.float32) for name, value in total.items()}
 
 
