@@ -1,10 +1,17 @@
-"""Note and frame scores of a test report's transcriptions on a fixed 10 ms grid.
+"""Note and frame scores of a test report's transcriptions on a fixed 10 ms grid, and where
+the frame errors come from.
 
 The test action's frame scores are on the model's own frame grid (hop 512 at 22,050 Hz,
 23.2 ms); published figures (and ../shared/realdev's reference figures) score frames on a
 10 ms grid made from note lists. This script reads the MIDI files a test report wrote (one per
 piece, the decoded notes) and the folder's labels, and prints both scores on that grid, per
 piece and pooled (frame scores over all frames of all pieces, note scores over all notes).
+
+Then the pooled frame errors, split by the notes they belong to (notes matched by onset and
+pitch, as the note score matches them): missed frames of missed notes, or of matched notes
+(started late or ended early); false frames of false notes, or of matched notes (past the
+label's end, or before its start). With each, the frame F1 the model would score if that
+kind of error were gone: which lever is worth the most.
 
   python benchmarks/grid_scores.py runs/release/report-maps_enstdk_am \
       ../shared/realdev/maps_enstdk_am
@@ -25,6 +32,13 @@ from jaxnotes.data import audio, musicnet  # noqa: E402
 
 GRID_S = 0.01
 ONSET_TOLERANCE_S = 0.05
+# Frame errors by kind (`frame_errors`), in the order printed.
+ERROR_KINDS = (
+    ("missed_notes", "missed frames of missed notes", "no note were missed"),
+    ("matched_missed", "missed frames of matched notes", "matched notes were as long as labelled"),
+    ("false_notes", "false frames of false notes", "no note were false"),
+    ("matched_false", "false frames of matched notes", "matched notes ended in time"),
+)
 
 
 def roll(intervals_Nx2: np.ndarray, pitches_N: np.ndarray, num_frames: int) -> np.ndarray:
@@ -46,41 +60,85 @@ def f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / max(2 * tp + fp + fn, 1)
 
 
+def match(ref_int, ref_pitch, est_int, est_pitch) -> list[tuple[int, int]]:
+    """(ref, est) index pairs matched by onset (50 ms) and pitch, offsets ignored."""
+    return mir_eval.transcription.match_notes(
+        ref_int,
+        mir_eval.util.midi_to_hz(ref_pitch),
+        est_int,
+        mir_eval.util.midi_to_hz(est_pitch),
+        onset_tolerance=ONSET_TOLERANCE_S,
+        offset_ratio=None,
+    )
+
+
+def frame_errors(ref_int, ref_pitch, est_int, est_pitch, pairs, num_frames) -> dict:
+    """Missed and false frames (a cell counted once, however many notes cover it) by the
+    notes they belong to: a missed frame lies in a matched reference note or only in missed
+    ones; a false frame in a matched estimated note or only in false ones."""
+    ref_TxK = roll(ref_int, ref_pitch, num_frames)
+    est_TxK = roll(est_int, est_pitch, num_frames)
+    refs, ests = sorted({i for i, _ in pairs}), sorted({j for _, j in pairs})
+    matched_ref_TxK = roll(ref_int[refs], ref_pitch[refs], num_frames)
+    matched_est_TxK = roll(est_int[ests], est_pitch[ests], num_frames)
+    missed_TxK, false_TxK = ref_TxK & ~est_TxK, est_TxK & ~ref_TxK
+    return {
+        "missed_notes": int((missed_TxK & ~matched_ref_TxK).sum()),
+        "matched_missed": int((missed_TxK & matched_ref_TxK).sum()),
+        "false_notes": int((false_TxK & ~matched_est_TxK).sum()),
+        "matched_false": int((false_TxK & matched_est_TxK).sum()),
+    }
+
+
+def without(frames: np.ndarray, errors: dict, kind: str) -> float:
+    """Frame F1 from pooled (tp, fp, fn) with the errors of `kind` gone (missed frames
+    found, false frames dropped)."""
+    tp, fp, fn = (int(x) for x in frames)
+    if kind in ("missed_notes", "matched_missed"):
+        return f1(tp + errors[kind], fp, fn - errors[kind])
+    return f1(tp, fp - errors[kind], fn)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report_dir", help="a report folder with <piece_id>.mid files")
     parser.add_argument("musicnet_dir", help="the folder the report scored (its test split)")
     args = parser.parse_args(argv)
     frames, notes = np.zeros(3, np.int64), np.zeros(3, np.int64)
+    errors = dict.fromkeys((kind for kind, _, _ in ERROR_KINDS), 0)
     print(f"{'piece':40s} {'note F1':>8s} {'frame F1':>9s}")
     for rec in musicnet.list_recordings(args.musicnet_dir, "test"):
         rate, num_samples = audio.audio_info(rec.audio_path)
         num_frames = int(num_samples / rate / GRID_S) + 1
         ref = rec.read_notes(rate)
         ref_int = np.array([(n.start_s, n.end_s) for n in ref]).reshape(-1, 2)
-        ref_pitch = np.array([n.pitch for n in ref])
+        ref_pitch = np.array([n.pitch for n in ref], np.int64)
         path = os.path.join(args.report_dir, f"{musicnet.piece_id_of(rec.name)}.mid")
         est = [n for i in pretty_midi.PrettyMIDI(path).instruments for n in i.notes]
         est_int = np.array([(n.start, n.end) for n in est]).reshape(-1, 2)
-        est_pitch = np.array([n.pitch for n in est])
+        est_pitch = np.array([n.pitch for n in est], np.int64)
         counts = frame_counts(
             roll(ref_int, ref_pitch, num_frames), roll(est_int, est_pitch, num_frames)
         )
-        matched = len(
-            mir_eval.transcription.match_notes(
-                ref_int,
-                mir_eval.util.midi_to_hz(ref_pitch),
-                est_int,
-                mir_eval.util.midi_to_hz(est_pitch),
-                onset_tolerance=ONSET_TOLERANCE_S,
-                offset_ratio=None,
-            )
-        )
-        note_counts = np.array([matched, len(est) - matched, len(ref) - matched])
+        pairs = match(ref_int, ref_pitch, est_int, est_pitch)
+        note_counts = np.array([len(pairs), len(est) - len(pairs), len(ref) - len(pairs)])
+        for kind, value in frame_errors(
+            ref_int, ref_pitch, est_int, est_pitch, pairs, num_frames
+        ).items():
+            errors[kind] += value
         frames += counts
         notes += note_counts
         print(f"{rec.name[:40]:40s} {f1(*note_counts):8.3f} {f1(*counts):9.3f}")
     print(f"{'pooled':40s} {f1(*notes):8.3f} {f1(*frames):9.3f}")
+    tp, fp, fn = (int(x) for x in frames)
+    print(f"\nframe errors ({fn:,} missed, {fp:,} false; a 10 ms cell each):")
+    for kind, what, gone in ERROR_KINDS:
+        total = fn if kind in ("missed_notes", "matched_missed") else fp
+        share = errors[kind] / max(total, 1)
+        print(
+            f"  {what:32s} {errors[kind]:>9,} ({share:4.0%}): frame F1 "
+            f"{without(frames, errors, kind):.3f} if {gone}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
 #   later stages, CPU or GPU (E018's SHIPPED): 4 epochs more on a take the GPU stage did not
 #     hear (other rooms, performances and pianos) -> test -> pack the last stage's dev model.
 # Needs JAX with CUDA besides scripts/setup.sh (e.g. pip install "jax[cuda13]==<jax's pin>").
-# Resumable step by step: rerun after an interruption (an interrupted GPU run starts again).
+# Resumable step by step: rerun after an interruption (the GPU run from its last snapshot).
 # Where the GPU is another machine (this project's device tool), run stage 1's GPU step
 # there by hand: experiments/README.md, E018. TINY=1 runs the same chain on the tiny corpus
 # (the plumbing only; seconds of audio, 20 steps).
@@ -36,9 +36,12 @@ for TAKE in $TAKES; do
       --corpus-size "$TAKE" ${PREFIX:+--variant $PREFIX}
   data="${data:+$data,}$RUNS-data/$TAKE"
 done
+# Cut short (killed, machine lost), the stage goes on from its last snapshot (one a minute).
+resume=""
+[ -d "$RUNS-gpu/snapshots-0" ] && resume="--resume $RUNS-gpu"
 [ -f "$RUNS-gpu/weights-0.npz" ] ||
   "$PY" -m experiments.E017_gpu_scratch.device_train --data "$data" --out "$RUNS-gpu" \
-    --steps "$STEPS" ${PREFIX:+--variant $PREFIX --scan 10}
+    --steps "$STEPS" ${PREFIX:+--variant $PREFIX --scan 10} $resume
 [ -d "$RUNS/checkpoints" ] ||
   "$PY" -m jaxnotes.train.adopt --weights "$RUNS-gpu/weights-0.npz" --workdir "$RUNS" \
     --config="$stage1" --step $STEPS

@@ -7,6 +7,7 @@ the schedule against `optim.make_schedule`; a short real run's weights become a 
 whose checkpoint holds them bit for bit and that the test action scores.
 """
 
+import argparse
 import json
 import os
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from experiments.E017_gpu_scratch import arrays, device_train
+from experiments.E017_gpu_scratch import arrays, device_train, snapshots
 from jaxnotes import files, models, pretrained
 from jaxnotes.data import features, records, spec
 from jaxnotes.train import adopt, checkpoint, optim
@@ -247,6 +248,76 @@ def test_short_run_adopted_as_a_workdir(config, exported, tmp_path):
     np.savez(tmp_path / "bad.npz", **bad)
     with pytest.raises(ValueError, match="bad.npz"):
         adopt.adopt(str(tmp_path / "bad.npz"), c, str(tmp_path / "other"), 50)
+
+
+def test_a_run_cut_short_resumes_to_the_same_weights(config, exported, tmp_path):
+    """A run killed right after a snapshot (a device call out of time), or stopped at a
+    deadline, goes on from it and ends with the uninterrupted run's parameters and
+    optimizer state, bit for bit; a snapshot of another run (another seed) is refused,
+    naming what differs."""
+    meta = spec.load_meta(config)
+    c = config.copy_and_resolve_references()
+    c.optim.warmup_steps = 5
+    sample, device_arrays = device_train.make_sampler(arrays.load(exported), c, meta)
+    trainer = device_train.make_trainer(c, meta, sample, scan=10)
+    straight = device_train.train(c, trainer, device_arrays, 0.0, 10, 0, {}, steps=40)
+
+    class Killed(snapshots.Snapshots):
+        def save(self, step, carry, progress):
+            super().save(step, carry, progress)
+            if step == 20:
+                raise KeyboardInterrupt
+
+    where = str(tmp_path / "snapshots-0")
+    killed = Killed(where, 0.0, c, meta, {"seed": 0})
+    with pytest.raises(KeyboardInterrupt):
+        device_train.train(c, trainer, device_arrays, 0.0, 10, 0, {}, steps=40, snapshots=killed)
+    log = {}
+    again = snapshots.Snapshots(where, 0.0, c, meta, {"seed": 0})
+    resumed = device_train.train(
+        c, trainer, device_arrays, 0.0, 10, 0, log, steps=40, snapshots=again
+    )
+    assert log["resumed_at"] == 20 and log["steps"] == 40 and len(log["losses"]) == 4
+    assert int(resumed.step) == int(straight.step) == 40
+    for got, want in zip(
+        jax.tree.leaves((resumed.params, resumed.opt_state)),
+        jax.tree.leaves((straight.params, straight.opt_state)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert again.mngr.all_steps() == [40]  # one kept: the newest
+    # Stopped on purpose (--stop-after): a snapshot after the call that passed the
+    # deadline, None for the weights; resumed, the same end again.
+    stopped_at = str(tmp_path / "stopped")
+    first = snapshots.Snapshots(stopped_at, 60.0, c, meta, {"seed": 0})
+    assert device_train.train(c, trainer, device_arrays, 0.0, 10, 0, {}, 40, first, 0.0) is None
+    assert first.mngr.all_steps() == [10]
+    second = snapshots.Snapshots(stopped_at, 60.0, c, meta, {"seed": 0})
+    again = device_train.train(c, trainer, device_arrays, 0.0, 10, 0, {}, 40, second)
+    for got, want in zip(
+        jax.tree.leaves(again.params), jax.tree.leaves(straight.params), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    other = snapshots.Snapshots(where, 0.0, c, meta, {"seed": 1})
+    with pytest.raises(ValueError, match="snapshot's seed is 0, this run's 1"):
+        device_train.train(c, trainer, device_arrays, 0.0, 10, 1, {}, steps=40, snapshots=other)
+
+
+def test_snapshots_need_resume_to_be_reused(config, tmp_path):
+    """An --out that holds a run's snapshots is refused without --resume; with --resume
+    from another folder they are copied into the new --out first."""
+    meta = spec.load_meta(config)
+    earlier = tmp_path / "earlier"
+    (earlier / "snapshots-0" / "20").mkdir(parents=True)
+    args = argparse.Namespace(data="a/take1,b/take2/", scan=10, seconds=0.0, snapshot_every=5.0)
+    args.out, args.resume = str(earlier), None
+    with pytest.raises(FileExistsError, match="--resume"):
+        snapshots.for_run(args, 0, config, meta, None, 100)
+    args.out, args.resume = str(tmp_path / "next"), str(earlier)
+    made = snapshots.for_run(args, 0, config, meta, None, 100)
+    assert os.path.isdir(tmp_path / "next" / "snapshots-0" / "20")
+    assert made.identity["data"] == ["take1", "take2"]
+    assert made.identity["steps_asked"] == 100 and made.every_s == 5.0
 
 
 def test_weight_averages_of_workdirs(config, tmp_path):

@@ -94,3 +94,15 @@ def test_the_release_recipe_trains_the_model_card_describes():
     assert all(f"`{take}`" in card for take in takes)
     for stage in e018.SHIPPED:
         assert f"`{e018.e017.LATER_STAGES[stage]}`" in card
+
+
+def test_the_next_gpu_run_keeps_its_later_stage_unheard():
+    """E018's NEXT_RUN draws on known takes of `release_pianos`' pieces (or its variants)
+    and leaves out the take its later stage (`:pianos4`) trains on, which must be unheard."""
+    from experiments.E018_gpu_takes import config as e018
+    from jaxnotes.data.corpus import sizes
+
+    takes, steps = e018.NEXT_RUN
+    assert steps > 0 and len(set(takes)) == len(takes) >= 4
+    assert all(take in sizes.SIZES for take in takes)
+    assert e018.e017.LATER_STAGES["pianos4"] not in takes

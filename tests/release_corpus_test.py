@@ -231,12 +231,16 @@ def test_release_timbres_is_release_pianos_on_rebalanced_pianos():
             assert dataclasses.replace(a, voicing_kind="timbre") == b
 
 
-@pytest.mark.parametrize("take", ["release_pianos2", "release_pianos3", "release_pianos4"])
+@pytest.mark.parametrize(
+    "take",
+    ["release_pianos2", "release_pianos3", "release_pianos4", "release_pianos5", "release_pianos6"],
+)
 def test_another_take_redraws_rooms_performances_and_pianos(take):
     first = corpus.plan_corpus("release_pianos", 0, release.RESERVED_WORKS)
     second = corpus.plan_corpus(take, 0, release.RESERVED_WORKS)
     redrawn = ("acoustics_seed", "performance_seed", "voicing_seed")
-    for earlier in ("release_pianos2", "release_pianos3")[: int(take[-1]) - 2]:
+    earlier_takes = ("release_pianos2", "release_pianos3", "release_pianos4", "release_pianos5")
+    for earlier in earlier_takes[: int(take[-1]) - 2]:
         other = corpus.plan_corpus(earlier, 0, release.RESERVED_WORKS)  # nor an earlier take's
         for a, b in zip(other, second, strict=True):
             for name in redrawn:

@@ -35,6 +35,8 @@ LATER_STAGES = {
     "timbres": "release_timbres",
     "pianos3": "release_pianos3",  # E018's
     "pianos4": "release_pianos4",
+    "pianos5": "release_pianos5",  # the later-stage branches of 2026-11-27 (E018)
+    "pianos6": "release_pianos6",
 }
 # Release 4's later stages, in order (release 5's, and scripts/release_gpu.sh's, are E018's).
 SHIPPED = ("pianos2",)

@@ -18,7 +18,17 @@ r). Writes to `--out`, per run r: `weights-r.npz` (`pretrained.param_arrays` nam
 workdir) and `log.json` (steps, seconds, the loss every call, frames a second, the device).
 
     python -m experiments.E017_gpu_scratch.device_train --data .e017data --out $OUT \
-        (--seconds 490 --runs 0.25,0.75 | --steps 26000,139700) [--allow-missing]
+        (--seconds 490 --runs 0.25,0.75 | --steps 26000,139700) [--allow-missing] \
+        [--snapshot-every 60 | --no-snapshots] [--stop-after S] [--resume DIR]
+
+Snapshots (`snapshots.py`): every `--snapshot-every` seconds, and at a run's end, the run's
+state (TrainState and dropout key, an Orbax checkpoint) goes to `<out>/snapshots-r/` with
+its progress (steps, schedule length, losses). A device call that runs out of time still
+returns what is under $OUT, and `--stop-after S` ends a call cleanly with a snapshot, so a
+run longer than one call, or one cut short, goes on with `--resume <that out>`: finished
+runs are skipped (their weights copied), the unfinished one restarts from its snapshot, and
+since each call's batches are drawn from a key folded with the step, it ends with the
+weights an uninterrupted run gives (bit for bit on the same device and software: a test).
 
 `--data` may name several exports, comma-separated (E018: takes of the corpus): their
 chunks are drawn from as one split, each chunk as likely as any other.
@@ -28,6 +38,7 @@ import argparse
 import functools
 import json
 import os
+import shutil
 import time
 
 import jax
@@ -36,7 +47,8 @@ import numpy as np
 
 from experiments.E017_gpu_scratch import arrays
 from experiments.E017_gpu_scratch import config as e017
-from jaxnotes import pretrained
+from experiments.E017_gpu_scratch import snapshots as snapshots_lib
+from jaxnotes import files, pretrained
 from jaxnotes.data import features, spec
 from jaxnotes.train import optim, parallel, steps
 
@@ -156,18 +168,46 @@ def make_trainer(config, meta, sample, scan: int):
     return graphdef, init_fn, run
 
 
-def train(config, trainer, arrays_, seconds: float, scan: int, seed: int, log: dict, steps=None):
+def train(
+    config,
+    trainer,
+    arrays_,
+    seconds: float,
+    scan: int,
+    seed: int,
+    log: dict,
+    steps=None,
+    snapshots: snapshots_lib.Snapshots | None = None,
+    deadline: float | None = None,
+):
     """One model from scratch for `steps` steps (rounded up to whole calls), or else for
     about `seconds`; returns its final TrainState.
 
     Without `steps`, the warmup's calls are timed and the cosine's length is then set so
-    that it ends with the time given."""
+    that it ends with the time given. With `snapshots`, the run starts from the newest
+    snapshot there (its schedule length, losses and time too), and saves one every
+    `snapshots.every_s` seconds and at its end; past `deadline` (a `time.time()`) it saves
+    one and stops, returning None (go on with `--resume`)."""
     _, init_fn, run = trainer
     carry = (init_fn(), jax.random.key(seed + 1))
     data_key = jax.random.key(seed + 2)
     warmup, unknown = int(config.optim.warmup_steps), float(1 << 30)
     total = unknown if steps is None else float(-(-int(steps) // scan) * scan)
-    begin, losses, step, timed_from = time.time(), [], 0, None
+    losses, step, timed_from, before = [], 0, None, 0.0
+    restored = snapshots.restore(carry) if snapshots else None
+    if restored is not None:
+        carry, progress = restored
+        step, losses, before = int(progress["steps"]), list(progress["losses"]), progress["seconds"]
+        total = float(progress["total"])
+        log.update(progress["log"], resumed_at=step)
+        print(f"  resumed at step {step} of {int(total)} from {snapshots.mngr.directory}")
+    begin = time.time() - before  # the run's time so far counts against --seconds
+    saved_at = time.time()
+
+    def snapshot():
+        progress = {"steps": step, "total": total, "losses": losses, "log": log}
+        snapshots.save(step, carry, {**progress, "seconds": time.time() - begin})
+
     while step < total:
         carry, loss_S = run(carry, arrays_, data_key, jnp.float32(total))
         losses.append(float(jnp.mean(loss_S)))  # a fetch: the times below are real
@@ -177,15 +217,24 @@ def train(config, trainer, arrays_, seconds: float, scan: int, seed: int, log: d
             raise FloatingPointError(f"loss {losses[-1]} at step {step}")
         if timed_from is None:  # the first call compiles
             timed_from = (step, now)
-            log["first_call_seconds"] = now - begin
+            log.setdefault("first_call_seconds", now - begin)
         elif "steps_per_second" not in log and step >= warmup:
             rate = (step - timed_from[0]) / (now - timed_from[1])
             log["steps_per_second"] = rate
             if total == unknown:
                 total = float(step + max(int(rate * (seconds - (now - begin))) // scan, 0) * scan)
             print(f"  {rate:.0f} steps/s after {step} steps: {int(total)} steps in all", flush=True)
+        if snapshots and step < total and deadline is not None and now >= deadline:
+            snapshot()
+            print(f"  stopped at step {step} of {int(total)}: the time given is up", flush=True)
+            return None
+        if snapshots and step < total and now - saved_at >= snapshots.every_s:
+            snapshot()
+            saved_at = time.time()
+    if snapshots:
+        snapshot()
     rate = log.get("steps_per_second", 0.0)  # at the end of the warmup
-    if step > scan:  # every call after the one that compiled: the run's own pace
+    if timed_from is not None and step > timed_from[0]:  # this process's calls but the first
         rate = log["steps_per_second_after_first_call"] = (step - timed_from[0]) / (
             now - timed_from[1]
         )
@@ -208,9 +257,34 @@ def main(argv=None) -> None:
     parser.add_argument("--scan", type=int, default=100, help="steps a jitted call")
     parser.add_argument("--variant", default=None, help="config variant ('tiny': tests)")
     parser.add_argument("--allow-missing", action="store_true", help="train on the parts present")
+    parser.add_argument(
+        "--snapshot-every",
+        type=float,
+        default=60.0,
+        help="seconds between snapshots (0: each call)",
+    )
+    parser.add_argument("--no-snapshots", action="store_true", help="no snapshots (a smoke run)")
+    parser.add_argument("--resume", default=None, help="an earlier --out to go on from")
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        default=0.0,
+        help="seconds: then snapshot and stop, to go on with --resume (0: run to the end)",
+    )
     args = parser.parse_args(argv)
+    deadline = time.time() + args.stop_after if args.stop_after > 0 else None
     from flax import nnx
 
+    if args.steps:
+        runs = [(None, int(n)) for n in args.steps.split(",")]
+    elif args.seconds > 0:
+        runs = [(float(share), None) for share in args.runs.split(",")]
+    else:
+        parser.error("give --seconds (a time to fill) or --steps (each run's steps)")
+    if args.resume and not os.path.isdir(args.resume):
+        parser.error(f"--resume {args.resume}: no such folder")
+    if args.no_snapshots and (args.resume or args.stop_after > 0):
+        parser.error("--resume and --stop-after need snapshots: drop --no-snapshots")
     config = e017.get_config(args.variant)
     meta = spec.load_meta(config)
     t0 = time.time()
@@ -225,22 +299,46 @@ def main(argv=None) -> None:
         f"in {logs['load_seconds']:.1f} s on {logs['device']}",
         flush=True,
     )
+    earlier = {}
+    if args.resume and os.path.exists(os.path.join(args.resume, "log.json")):
+        with open(os.path.join(args.resume, "log.json")) as f:
+            earlier = json.load(f)
     trainer = make_trainer(config, meta, sample, args.scan)
-    if args.steps:
-        runs = [(None, int(n)) for n in args.steps.split(",")]
-    elif args.seconds > 0:
-        runs = [(float(share), None) for share in args.runs.split(",")]
-    else:
-        parser.error("give --seconds (a time to fill) or --steps (each run's steps)")
     for r, (share, steps_) in enumerate(runs):
+        weights = os.path.join(args.out, f"weights-{r}.npz")
+        done = args.resume and os.path.join(args.resume, f"weights-{r}.npz")
+        if done and os.path.exists(done):  # finished before: its weights and log as they were
+            if os.path.abspath(done) != os.path.abspath(weights):
+                shutil.copyfile(done, weights)
+            logs[f"run{r}"] = earlier.get(f"run{r}", {})
+            print(f"run {r}: finished in {args.resume}", flush=True)
+            continue
         log = {"share": share}
         logs[f"run{r}"] = log
+        snapshots = (
+            None
+            if args.no_snapshots
+            else snapshots_lib.for_run(args, r, config, meta, share, steps_)
+        )
         seconds = args.seconds * (share or 0.0)
         state = train(
-            config, trainer, device_arrays, seconds, args.scan, config.seed + r, log, steps_
+            config,
+            trainer,
+            device_arrays,
+            seconds,
+            args.scan,
+            config.seed + r,
+            log,
+            steps_,
+            snapshots,
+            deadline,
         )
+        if state is None:
+            files.write_text(os.path.join(args.out, "log.json"), json.dumps(logs))
+            print(f"run {r}: snapshot in {snapshots.mngr.directory}; --resume {args.out}")
+            return
         model = nnx.merge(trainer[0], state.params, state.rest)
-        pretrained.save_weights(model, os.path.join(args.out, f"weights-{r}.npz"))
+        pretrained.save_weights(model, weights)
         print(
             f"run {r}: {log['steps']} steps in {log['seconds']:.0f} s "
             f"({log.get('steps_per_second_after_first_call', 0):.0f} steps/s, "
@@ -248,8 +346,7 @@ def main(argv=None) -> None:
             f"loss {log['losses'][0]:.3f} -> {log['losses'][-1]:.3f}",
             flush=True,
         )
-        with open(os.path.join(args.out, "log.json"), "w") as f:
-            json.dump(logs, f)
+        files.write_text(os.path.join(args.out, "log.json"), json.dumps(logs))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,20 @@ RUNS = {
     ),
 }
 TAKES = RUNS["takes3"][0]  # device.sh's default
+# Prepared on 2026-11-27 for the next lent GPU, not run yet: takes4's direction (more takes,
+# fewer steps) with six takes, keeping `release_pianos4` unheard for the later stage
+# (`:pianos4`). Every take is exported in .e018data; the calls are in experiments/README.md.
+NEXT_RUN = (
+    (
+        "release_pianos",
+        "release_pianos2",
+        "release_pianos3",
+        "release_pianos5",
+        "release_pianos6",
+        "release_variants",
+    ),
+    70_000,
+)
 # The shipped model (release 5, scripts/release_gpu.sh): this run, then these later stages.
 SHIPPED_RUN = "takes3"
 SHIPPED = ("pianos3",)

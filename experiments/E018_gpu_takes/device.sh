@@ -8,6 +8,10 @@
 #   bash experiments/E018_gpu_takes/device.sh copy       # carries one more part
 #   bash experiments/E018_gpu_takes/device.sh train N    # carries the last part: N steps
 # TAKES (comma-separated corpus sizes) defaults to config.TAKES.
+# A run longer than one call: STOP_AFTER=S stops `train` after S seconds with a snapshot
+# (device_train --stop-after); bring its $OUT back into the tree (e.g. runs/E018_gpu/part1)
+# and carry it in the next call with RESUME=<that folder>: it is copied to /tmp/e018resume
+# (so later calls need not carry it again) and `train` goes on from it (--resume).
 set -euo pipefail
 what=${1:?smoke, copy or train}
 for f in .e018data/*/*; do
@@ -17,6 +21,9 @@ for f in .e018data/*/*; do
   cp -n "$f" "/tmp/e018data/$take/"  # -n: a decoded part cached there stays newer
 done
 ls -la /tmp/e018data/*
+if [ -n "${RESUME:-}" ] && [ -d "$RESUME" ]; then
+  rm -rf /tmp/e018resume && cp -r "$RESUME" /tmp/e018resume
+fi
 [ "$what" = copy ] && exit 0
 source experiments/E017_gpu_scratch/device_env.sh
 TAKES=${TAKES:-$(python3 -c 'from experiments.E018_gpu_takes import config; print(",".join(config.TAKES))')}
@@ -25,7 +32,8 @@ train() { python3 -m experiments.E017_gpu_scratch.device_train --data "$data" "$
 case "$what" in
   # The same shapes as the full run (missing parts are silence, not drawn), so the step
   # compiled here is read from the cache by `train`; its log gives the speed to size N by.
-  smoke) train --out "$OUT/smoke" --steps 3000 --allow-missing ;;
-  train) train --out "$OUT" --steps "${2:?steps}" ;;
+  smoke) train --out "$OUT/smoke" --steps 3000 --allow-missing --no-snapshots ;;
+  train) train --out "$OUT" --steps "${2:?steps}" --stop-after "${STOP_AFTER:-0}" \
+           ${RESUME:+--resume /tmp/e018resume} ;;
   *) echo "unknown: $what" >&2; exit 2 ;;
 esac

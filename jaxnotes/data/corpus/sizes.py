@@ -78,6 +78,10 @@ SIZES["release_pianos2"] = dataclasses.replace(SIZES["release_pianos"], take=1)
 # Its third and fourth takes: E018's later stages (its GPU stage heard the first two).
 SIZES["release_pianos3"] = dataclasses.replace(SIZES["release_pianos"], take=2)
 SIZES["release_pianos4"] = dataclasses.replace(SIZES["release_pianos"], take=3)
+# Its fifth and sixth takes: more takes for a GPU stage (E018 `takes6`), `release_pianos4`
+# kept unheard for the later stage.
+SIZES["release_pianos5"] = dataclasses.replace(SIZES["release_pianos"], take=4)
+SIZES["release_pianos6"] = dataclasses.replace(SIZES["release_pianos"], take=5)
 # Stage 3's corpus with stage 2's narrow voicings, to tell the wide ones' share (E011).
 SIZES["release_pianos_narrow"] = dataclasses.replace(SIZES["release_pianos"], voicings="narrow")
 # Stage 3's corpus (the same pieces, rooms and performances) with every sampled-piano piece

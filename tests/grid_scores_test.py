@@ -1,0 +1,38 @@
+"""benchmarks/grid_scores.py: the 10 ms frame roll and where its frame errors come from."""
+
+import numpy as np
+
+from benchmarks import grid_scores
+
+
+def _notes(rows):
+    rows = np.array(rows, np.float64).reshape(-1, 3)
+    return rows[:, :2], rows[:, 2].astype(np.int64)
+
+
+def test_frame_errors_by_the_notes_they_belong_to():
+    """Times sit mid-cell, so each note's 10 ms cells are plain to count: a note matched
+    but cut short, one matched but late and too long, a missed note and a false one."""
+    ref_int, ref_pitch = _notes(
+        [(0.005, 1.005, 60), (0.505, 1.005, 64), (2.005, 2.505, 67)]  # cells 1-100, 51-100, 201-250
+    )
+    est_int, est_pitch = _notes(
+        [(0.005, 0.605, 60), (0.525, 1.305, 64), (3.005, 3.205, 72)]  # 1-60, 53-130, 301-320
+    )
+    pairs = grid_scores.match(ref_int, ref_pitch, est_int, est_pitch)
+    assert sorted(pairs) == [(0, 0), (1, 1)]
+    num_frames = 400
+    errors = grid_scores.frame_errors(ref_int, ref_pitch, est_int, est_pitch, pairs, num_frames)
+    assert errors == {
+        "missed_notes": 50,  # pitch 67, all of it
+        "matched_missed": 40 + 2,  # pitch 60's last 40 cells, pitch 64's first 2
+        "false_notes": 20,  # pitch 72
+        "matched_false": 30,  # pitch 64 past its label
+    }
+    frames = grid_scores.frame_counts(
+        grid_scores.roll(ref_int, ref_pitch, num_frames),
+        grid_scores.roll(est_int, est_pitch, num_frames),
+    )
+    assert frames.tolist() == [60 + 48, 50, 92]  # tp, fp, fn: every error in one kind
+    assert grid_scores.without(frames, errors, "missed_notes") == grid_scores.f1(158, 50, 42)
+    assert grid_scores.without(frames, errors, "matched_false") == grid_scores.f1(108, 20, 92)
