@@ -27,8 +27,9 @@ its progress (steps, schedule length, losses). A device call that runs out of ti
 returns what is under $OUT, and `--stop-after S` ends a call cleanly with a snapshot, so a
 run longer than one call, or one cut short, goes on with `--resume <that out>`: finished
 runs are skipped (their weights copied), the unfinished one restarts from its snapshot, and
-since each call's batches are drawn from a key folded with the step, it ends with the
-weights an uninterrupted run gives (bit for bit on the same device and software: a test).
+since each call's batches are drawn from a key folded with the step, it takes the steps,
+batches and schedule of an uninterrupted run (bit for bit on the CPU, as a test checks; a
+GPU's reductions need not repeat in their last bits, as DEVICE.md's resume test found).
 
 `--data` may name several exports, comma-separated (E018: takes of the corpus): their
 chunks are drawn from as one split, each chunk as likely as any other.
@@ -285,6 +286,12 @@ def main(argv=None) -> None:
         parser.error(f"--resume {args.resume}: no such folder")
     if args.no_snapshots and (args.resume or args.stop_after > 0):
         parser.error("--resume and --stop-after need snapshots: drop --no-snapshots")
+    for r in range(len(runs)):  # before the data load: an earlier run's snapshots in --out
+        earlier_snapshots = os.path.join(args.out, f"snapshots-{r}")
+        if not args.resume and os.path.isdir(earlier_snapshots) and os.listdir(earlier_snapshots):
+            parser.error(
+                f"{earlier_snapshots} holds snapshots: --resume {args.out}, or a fresh --out"
+            )
     config = e017.get_config(args.variant)
     meta = spec.load_meta(config)
     t0 = time.time()

@@ -7,7 +7,7 @@
 #                                                        # and labels.npz, and one part
 #   bash experiments/E018_gpu_takes/device.sh copy       # carries one more part
 #   bash experiments/E018_gpu_takes/device.sh train N    # carries the last part: N steps
-# TAKES (comma-separated corpus sizes) defaults to config.TAKES.
+# TAKES (comma-separated corpus sizes) defaults to config.TAKES; TAKES=next is config.NEXT_RUN's.
 # A run longer than one call: STOP_AFTER=S stops `train` after S seconds with a snapshot
 # (device_train --stop-after); bring its $OUT back into the tree (e.g. runs/E018_gpu/part1)
 # and carry it in the next call with RESUME=<that folder>: it is copied to /tmp/e018resume
@@ -26,7 +26,9 @@ if [ -n "${RESUME:-}" ] && [ -d "$RESUME" ]; then
 fi
 [ "$what" = copy ] && exit 0
 source experiments/E017_gpu_scratch/device_env.sh
-TAKES=${TAKES:-$(python3 -c 'from experiments.E018_gpu_takes import config; print(",".join(config.TAKES))')}
+takes() { python3 -c "from experiments.E018_gpu_takes import config; print(','.join(config.$1))"; }
+TAKES=${TAKES:-$(takes TAKES)}
+[ "$TAKES" = next ] && TAKES=$(takes 'NEXT_RUN[0]')
 data=$(echo "$TAKES" | tr , '\n' | sed 's|^|/tmp/e018data/|' | paste -sd,)
 train() { python3 -m experiments.E017_gpu_scratch.device_train --data "$data" "$@"; }
 case "$what" in
