@@ -39,6 +39,7 @@ ERROR_KINDS = (
     ("false_notes", "false frames of false notes", "no note were false"),
     ("matched_false", "false frames of matched notes", "matched notes ended in time"),
 )
+MISSED_KINDS = ("missed_notes", "matched_missed")  # the rest are false frames
 
 
 def roll(intervals_Nx2: np.ndarray, pitches_N: np.ndarray, num_frames: int) -> np.ndarray:
@@ -72,15 +73,11 @@ def match(ref_int, ref_pitch, est_int, est_pitch) -> list[tuple[int, int]]:
     )
 
 
-def frame_errors(ref_int, ref_pitch, est_int, est_pitch, pairs, num_frames) -> dict:
+def frame_errors(ref_TxK, est_TxK, matched_ref_TxK, matched_est_TxK) -> dict:
     """Missed and false frames (a cell counted once, however many notes cover it) by the
-    notes they belong to: a missed frame lies in a matched reference note or only in missed
-    ones; a false frame in a matched estimated note or only in false ones."""
-    ref_TxK = roll(ref_int, ref_pitch, num_frames)
-    est_TxK = roll(est_int, est_pitch, num_frames)
-    refs, ests = sorted({i for i, _ in pairs}), sorted({j for _, j in pairs})
-    matched_ref_TxK = roll(ref_int[refs], ref_pitch[refs], num_frames)
-    matched_est_TxK = roll(est_int[ests], est_pitch[ests], num_frames)
+    notes they belong to, from the rolls of all and of the matched reference and estimated
+    notes: a missed frame lies in a matched reference note or only in missed ones; a false
+    frame in a matched estimated note or only in false ones."""
     missed_TxK, false_TxK = ref_TxK & ~est_TxK, est_TxK & ~ref_TxK
     return {
         "missed_notes": int((missed_TxK & ~matched_ref_TxK).sum()),
@@ -94,7 +91,7 @@ def without(frames: np.ndarray, errors: dict, kind: str) -> float:
     """Frame F1 from pooled (tp, fp, fn) with the errors of `kind` gone (missed frames
     found, false frames dropped)."""
     tp, fp, fn = (int(x) for x in frames)
-    if kind in ("missed_notes", "matched_missed"):
+    if kind in MISSED_KINDS:
         return f1(tp + errors[kind], fp, fn - errors[kind])
     return f1(tp, fp - errors[kind], fn)
 
@@ -117,14 +114,19 @@ def main(argv=None) -> None:
         est = [n for i in pretty_midi.PrettyMIDI(path).instruments for n in i.notes]
         est_int = np.array([(n.start, n.end) for n in est]).reshape(-1, 2)
         est_pitch = np.array([n.pitch for n in est], np.int64)
-        counts = frame_counts(
-            roll(ref_int, ref_pitch, num_frames), roll(est_int, est_pitch, num_frames)
-        )
+        ref_TxK = roll(ref_int, ref_pitch, num_frames)
+        est_TxK = roll(est_int, est_pitch, num_frames)
+        counts = frame_counts(ref_TxK, est_TxK)
         pairs = match(ref_int, ref_pitch, est_int, est_pitch)
         note_counts = np.array([len(pairs), len(est) - len(pairs), len(ref) - len(pairs)])
-        for kind, value in frame_errors(
-            ref_int, ref_pitch, est_int, est_pitch, pairs, num_frames
-        ).items():
+        refs, ests = sorted({i for i, _ in pairs}), sorted({j for _, j in pairs})
+        piece_errors = frame_errors(
+            ref_TxK,
+            est_TxK,
+            roll(ref_int[refs], ref_pitch[refs], num_frames),
+            roll(est_int[ests], est_pitch[ests], num_frames),
+        )
+        for kind, value in piece_errors.items():
             errors[kind] += value
         frames += counts
         notes += note_counts
@@ -133,7 +135,7 @@ def main(argv=None) -> None:
     tp, fp, fn = (int(x) for x in frames)
     print(f"\nframe errors ({fn:,} missed, {fp:,} false; a 10 ms cell each):")
     for kind, what, gone in ERROR_KINDS:
-        total = fn if kind in ("missed_notes", "matched_missed") else fp
+        total = fn if kind in MISSED_KINDS else fp
         share = errors[kind] / max(total, 1)
         print(
             f"  {what:32s} {errors[kind]:>9,} ({share:4.0%}): frame F1 "

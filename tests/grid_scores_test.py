@@ -22,17 +22,21 @@ def test_frame_errors_by_the_notes_they_belong_to():
     pairs = grid_scores.match(ref_int, ref_pitch, est_int, est_pitch)
     assert sorted(pairs) == [(0, 0), (1, 1)]
     num_frames = 400
-    errors = grid_scores.frame_errors(ref_int, ref_pitch, est_int, est_pitch, pairs, num_frames)
+    ref_TxK = grid_scores.roll(ref_int, ref_pitch, num_frames)
+    est_TxK = grid_scores.roll(est_int, est_pitch, num_frames)
+    errors = grid_scores.frame_errors(
+        ref_TxK,
+        est_TxK,
+        grid_scores.roll(ref_int[[0, 1]], ref_pitch[[0, 1]], num_frames),  # the matched ones
+        grid_scores.roll(est_int[[0, 1]], est_pitch[[0, 1]], num_frames),
+    )
     assert errors == {
         "missed_notes": 50,  # pitch 67, all of it
         "matched_missed": 40 + 2,  # pitch 60's last 40 cells, pitch 64's first 2
         "false_notes": 20,  # pitch 72
         "matched_false": 30,  # pitch 64 past its label
     }
-    frames = grid_scores.frame_counts(
-        grid_scores.roll(ref_int, ref_pitch, num_frames),
-        grid_scores.roll(est_int, est_pitch, num_frames),
-    )
+    frames = grid_scores.frame_counts(ref_TxK, est_TxK)
     assert frames.tolist() == [60 + 48, 50, 92]  # tp, fp, fn: every error in one kind
     assert grid_scores.without(frames, errors, "missed_notes") == grid_scores.f1(158, 50, 42)
     assert grid_scores.without(frames, errors, "matched_false") == grid_scores.f1(108, 20, 92)
