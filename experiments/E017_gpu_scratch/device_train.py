@@ -201,7 +201,9 @@ def train(
         step, losses, before = int(progress["steps"]), list(progress["losses"]), progress["seconds"]
         total = float(progress["total"])
         log.update(progress["log"], resumed_at=step)
-        print(f"  resumed at step {step} of {int(total)} from {snapshots.mngr.directory}")
+        print(
+            f"  resumed at step {step} of {int(total)} from {snapshots.mngr.directory}", flush=True
+        )
     begin = time.time() - before  # the run's time so far counts against --seconds
     saved_at = time.time()
 
@@ -286,12 +288,12 @@ def main(argv=None) -> None:
         parser.error(f"--resume {args.resume}: no such folder")
     if args.no_snapshots and (args.resume or args.stop_after > 0):
         parser.error("--resume and --stop-after need snapshots: drop --no-snapshots")
-    for r in range(len(runs)):  # before the data load: an earlier run's snapshots in --out
-        earlier_snapshots = os.path.join(args.out, f"snapshots-{r}")
-        if not args.resume and os.path.isdir(earlier_snapshots) and os.listdir(earlier_snapshots):
-            parser.error(
-                f"{earlier_snapshots} holds snapshots: --resume {args.out}, or a fresh --out"
-            )
+    try:  # before the data load: an --out with an earlier run's snapshots
+        for r in range(len(runs)):
+            if not args.resume:
+                snapshots_lib.refuse_earlier(args.out, r)
+    except FileExistsError as e:
+        parser.error(str(e))
     config = e017.get_config(args.variant)
     meta = spec.load_meta(config)
     t0 = time.time()

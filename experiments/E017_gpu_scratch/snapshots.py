@@ -69,11 +69,8 @@ def for_run(args, r: int, config, meta, share, steps_) -> Snapshots:
         source = os.path.join(args.resume, f"snapshots-{r}")
         if os.path.isdir(source) and os.path.abspath(source) != os.path.abspath(directory):
             shutil.copytree(source, directory, dirs_exist_ok=True)
-    elif os.path.isdir(directory) and os.listdir(directory):
-        raise FileExistsError(
-            f"{directory} holds snapshots of an earlier run: go on with --resume {args.out}, "
-            "or give a fresh --out"
-        )
+    else:
+        refuse_earlier(args.out, r)
     # What the same run must share: its data (by export name: paths differ between
     # machines), seed, steps or share of the time, and the steps a call.
     identity = {
@@ -85,3 +82,14 @@ def for_run(args, r: int, config, meta, share, steps_) -> Snapshots:
         "seconds_given": args.seconds if share else None,
     }
     return Snapshots(directory, args.snapshot_every, config, meta, identity)
+
+
+def refuse_earlier(out: str, r: int) -> None:
+    """Raises FileExistsError when `out` holds run r's snapshots from an earlier run: that
+    run goes on with --resume, a new one needs a fresh --out."""
+    directory = os.path.join(out, f"snapshots-{r}")
+    if os.path.isdir(directory) and os.listdir(directory):
+        raise FileExistsError(
+            f"{directory} holds snapshots of an earlier run: go on with --resume {out}, "
+            "or give a fresh --out"
+        )
