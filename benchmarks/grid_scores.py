@@ -13,6 +13,10 @@ pitch, as the note score matches them): missed frames of missed notes, or of mat
 label's end, or before its start). With each, the frame F1 the model would score if that
 kind of error were gone: which lever is worth the most.
 
+Last, the timing of the notes, by label length: how late matched notes start and end
+(estimate minus label), and the share of each fifth of the labelled notes that the
+transcription covers (frame recall from a note's start to its end).
+
   python benchmarks/grid_scores.py runs/release/report-maps_enstdk_am \
       ../shared/realdev/maps_enstdk_am
 """
@@ -40,6 +44,8 @@ ERROR_KINDS = (
     ("matched_false", "false frames of matched notes", "matched notes ended in time"),
 )
 MISSED_KINDS = ("missed_notes", "matched_missed")  # the rest are false frames
+LENGTH_BINS_S = (0.0, 0.2, 0.5, 1.0, 2.0, np.inf)  # label lengths the timing is split by
+FIFTHS = 5
 
 
 def roll(intervals_Nx2: np.ndarray, pitches_N: np.ndarray, num_frames: int) -> np.ndarray:
@@ -96,6 +102,64 @@ def without(frames: np.ndarray, errors: dict, kind: str) -> float:
     return f1(tp, fp - errors[kind], fn)
 
 
+def length_bin(length_s: float) -> int:
+    """Index of the `LENGTH_BINS_S` bin that holds a label `length_s` long."""
+    return int(np.searchsorted(LENGTH_BINS_S, length_s, side="right")) - 1
+
+
+def timing(ref_int, est_int, pairs) -> list[tuple[int, float, float]]:
+    """(length bin, onset error s, end error s) of each matched pair: estimate - label."""
+    return [
+        (
+            length_bin(ref_int[i, 1] - ref_int[i, 0]),
+            est_int[j, 0] - ref_int[i, 0],
+            est_int[j, 1] - ref_int[i, 1],
+        )
+        for i, j in pairs
+    ]
+
+
+def recall_by_fifth(ref_int, ref_pitch, est_TxK) -> np.ndarray:
+    """Bins x FIFTHS x (covered, cells): each labelled note's 10 ms cells, cut into fifths
+    from its start to its end, and how many of them the estimated roll covers."""
+    out = np.zeros((len(LENGTH_BINS_S) - 1, FIFTHS, 2), np.int64)
+    num_frames = len(est_TxK)
+    for (start, end), pitch in zip(ref_int, ref_pitch, strict=True):
+        first, last = int(np.ceil(start / GRID_S)), min(int(np.ceil(end / GRID_S)), num_frames)
+        if last <= first:
+            continue
+        edges = first + (last - first) * np.arange(FIFTHS + 1) // FIFTHS
+        covered = est_TxK[first:last, int(pitch)]
+        k = length_bin(end - start)
+        for f in range(FIFTHS):
+            part = covered[edges[f] - first : edges[f + 1] - first]
+            out[k, f] += (part.sum(), len(part))
+    return out
+
+
+def print_timing(timed: list, fifths_BxFx2: np.ndarray) -> None:
+    """The timing summary: matched notes' onset and end errors, and recall by fifth."""
+    if not timed:
+        print("\nno matched notes: no timing")
+        return
+    bin_M, onset_M, end_M = (np.array(c) for c in zip(*timed, strict=True))
+    pct = (10, 50, 90)
+    print(
+        f"\nmatched notes ({len(onset_M):,}): onset error median {np.median(onset_M) * 1000:+.1f}"
+        f" ms (10-90 %: {np.percentile(onset_M, 10) * 1000:+.1f} .. "
+        f"{np.percentile(onset_M, 90) * 1000:+.1f} ms)"
+    )
+    print(f"{'label length':>14s} {'notes':>7s} {'end error 10/50/90 % (s)':>26s}  recall by fifth")
+    for k in range(len(LENGTH_BINS_S) - 1):
+        lo, hi = LENGTH_BINS_S[k], LENGTH_BINS_S[k + 1]
+        name = f"{lo:g}-{hi:g} s" if np.isfinite(hi) else f">= {lo:g} s"
+        ends = end_M[bin_M == k]
+        errors = " ".join(f"{x:+.2f}" for x in np.percentile(ends, pct)) if len(ends) else "-"
+        covered, cells = fifths_BxFx2[k, :, 0], np.maximum(fifths_BxFx2[k, :, 1], 1)
+        recall = " ".join(f"{x:.2f}" for x in covered / cells)
+        print(f"{name:>14s} {len(ends):7,} {errors:>26s}  {recall}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report_dir", help="a report folder with <piece_id>.mid files")
@@ -103,6 +167,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     frames, notes = np.zeros(3, np.int64), np.zeros(3, np.int64)
     errors = dict.fromkeys((kind for kind, _, _ in ERROR_KINDS), 0)
+    timed, fifths_BxFx2 = [], 0
     print(f"{'piece':40s} {'note F1':>8s} {'frame F1':>9s}")
     for rec in musicnet.list_recordings(args.musicnet_dir, "test"):
         rate, num_samples = audio.audio_info(rec.audio_path)
@@ -128,6 +193,8 @@ def main(argv=None) -> None:
         )
         for kind, value in piece_errors.items():
             errors[kind] += value
+        timed += timing(ref_int, est_int, pairs)
+        fifths_BxFx2 = fifths_BxFx2 + recall_by_fifth(ref_int, ref_pitch, est_TxK)
         frames += counts
         notes += note_counts
         print(f"{rec.name[:40]:40s} {f1(*note_counts):8.3f} {f1(*counts):9.3f}")
@@ -141,6 +208,7 @@ def main(argv=None) -> None:
             f"  {what:32s} {errors[kind]:>9,} ({share:4.0%}): frame F1 "
             f"{without(frames, errors, kind):.3f} if {gone}"
         )
+    print_timing(timed, fifths_BxFx2)
 
 
 if __name__ == "__main__":

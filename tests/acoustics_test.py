@@ -187,3 +187,29 @@ def test_compression_narrows_the_dynamic_range_by_the_ratio():
 
     # The loud part is 12 dB over the threshold: cut by 12 * (1 - 1/4) = 9 dB.
     assert abs(level_db(0.5, 0.9) - level_db(1.5, 1.9) - 11.0) < 1.0
+
+
+def test_a_distant_microphone_hears_the_room_later_by_its_distance():
+    drawn = [
+        (acoustics.draw_acoustics(s), acoustics.draw_acoustics(s, distant=True)) for s in range(400)
+    ]
+    for near, far in drawn:  # the same chain, with the travel where it has a room
+        assert dataclasses.replace(far, delay_ms=0.0) == near
+        assert (far.delay_ms > 0) == far.reverb
+    delays_ms = np.array([far.delay_ms for _, far in drawn if far.reverb])
+    drr_db = np.array([far.drr_db for _, far in drawn if far.reverb])
+    # r = critical * 10^(-DRR/20), critical 1-3 m, at 343 m/s.
+    lo, hi = acoustics.CRITICAL_DISTANCE_M
+    meters = delays_ms / 1000 * acoustics.SPEED_OF_SOUND_M_S
+    assert np.all(meters >= lo * 10 ** (-drr_db / 20) - 1e-9)
+    assert np.all(meters <= hi * 10 ** (-drr_db / 20) + 1e-9)
+    assert 0.4 < delays_ms.min() < 1.0 and 9.0 < delays_ms.max() < 12.4
+    assert np.corrcoef(drr_db, np.log(delays_ms))[0, 1] < -0.8  # farther: less direct sound
+    # Applied, the audio lags by the delay, the same length, the rest of the chain unchanged.
+    audio_S = _tones(1.0)
+    dry = acoustics.Acoustics(peak_dbfs=-6.0)
+    late = dataclasses.replace(dry, delay_ms=10.0)
+    out_S = acoustics.apply_acoustics(audio_S, SR, late)
+    lag = int(round(0.010 * SR))
+    assert out_S.shape == audio_S.shape and not np.any(out_S[:lag])
+    np.testing.assert_array_equal(out_S[lag:], acoustics.apply_acoustics(audio_S, SR, dry)[:-lag])

@@ -40,3 +40,21 @@ def test_frame_errors_by_the_notes_they_belong_to():
     assert frames.tolist() == [60 + 48, 50, 92]  # tp, fp, fn: every error in one kind
     assert grid_scores.without(frames, errors, "missed_notes") == grid_scores.f1(158, 50, 42)
     assert grid_scores.without(frames, errors, "matched_false") == grid_scores.f1(108, 20, 92)
+
+
+def test_timing_of_matched_notes_and_recall_by_fifth():
+    """Pitch 60 (1.2 s) covered for its first 72 cells, pitch 64 (0.6 s) from its third cell
+    on and 0.2 s too long, pitch 67 (0.6 s) missed."""
+    ref_int, ref_pitch = _notes([(0.005, 1.205, 60), (0.505, 1.105, 64), (2.005, 2.605, 67)])
+    est_int, est_pitch = _notes([(0.005, 0.725, 60), (0.525, 1.305, 64), (3.005, 3.205, 72)])
+    pairs = sorted(grid_scores.match(ref_int, ref_pitch, est_int, est_pitch))
+    timed = grid_scores.timing(ref_int, est_int, pairs)
+    assert [k for k, _, _ in timed] == [3, 2]  # 1-2 s and 0.5-1 s labels
+    np.testing.assert_allclose([(on, end) for _, on, end in timed], [(0, -0.48), (0.02, 0.2)])
+    est_TxK = grid_scores.roll(est_int, est_pitch, 400)
+    fifths = grid_scores.recall_by_fifth(ref_int, ref_pitch, est_TxK)
+    assert fifths[3].tolist() == [[24, 24], [24, 24], [24, 24], [0, 24], [0, 24]]
+    # 64's and 67's fifths of 12 cells each: 64's first misses 2, 67 is missed.
+    assert fifths[2].tolist() == [[10, 24], [12, 24], [12, 24], [12, 24], [12, 24]]
+    assert fifths[[0, 1, 4]].sum() == 0
+    assert grid_scores.length_bin(0.25) == 1 and grid_scores.length_bin(5.0) == 4

@@ -6,6 +6,7 @@ score from music21 through the sampled piano is in release_corpus_test.
 """
 
 import collections
+import dataclasses
 
 import numpy as np
 import pytest
@@ -160,3 +161,33 @@ def test_a_doubling_off_the_keyboard_is_left_out():
     for seed in range(20):
         played = performance.perform(events, seed, octaves=True).events
         assert [e.pitch for e in played] == [25, 100]
+
+
+def test_keys_let_go_early_only_where_the_pedal_holds_them():
+    seed = next(s for s in range(20) if performance.perform(_score(), s).pedal)
+    played = performance.perform(_score(), seed)
+    down_P = np.array([a for a, _ in played.pedal])
+    up_P = np.array([b for _, b in played.pedal])
+    lifted = performance.lift_under_pedal(played.events, played.pedal, 5)
+    assert lifted == performance.lift_under_pedal(played.events, played.pedal, 5)
+    assert lifted != performance.lift_under_pedal(played.events, played.pedal, 6)
+    assert len(lifted) == len(played.events)
+    held = moved = 0
+    for before, after in zip(played.events, lifted, strict=True):
+        assert dataclasses.replace(after, end_s=before.end_s) == before  # only the release
+        k = np.searchsorted(down_P, before.end_s, side="right") - 1
+        under_pedal = k >= 0 and before.end_s < up_P[k]
+        held += under_pedal
+        if after.end_s == before.end_s:
+            continue
+        moved += 1
+        assert under_pedal and after.end_s < before.end_s
+        # Still down for the shortest hold, and until the pedal caught the sound: released
+        # inside the same pedal interval, so the damper still falls at its up.
+        assert after.end_s >= before.start_s + performance.LIFT_HOLD_S - 1e-9
+        assert down_P[k] + performance.LIFT_CATCH_S - 1e-9 <= after.end_s < up_P[k]
+    assert held > 40  # legato pedalling holds most of the 240 keys' releases
+    lo, hi = performance.LIFT_SHARE
+    assert lo * 0.5 * held < moved < hi * held
+    # No pedal, nothing to let go.
+    assert performance.lift_under_pedal(played.events, (), 5) == played.events

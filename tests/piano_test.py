@@ -116,6 +116,22 @@ def test_pedal_sustains(sampler):
     assert not np.any(late_S[int(2.0 * SR) :])
 
 
+def test_keys_let_go_early_under_the_pedal_sound_the_same(sampler):
+    # performance.lift_under_pedal moves releases inside the pedal interval that holds them:
+    # the damper falls at pedal up either way, so not one sample changes.
+    notes = [(60, 0.0, 1.2, 100), (63, 0.3, 1.9, 60), (87, 1.0, 3.5, 100), (57, 2.2, 3.2, 30)]
+    pedal = [(0.1, 2.0), (2.3, 3.0)]
+    from jaxnotes.data.corpus import performance, scores
+
+    events = [scores.Event("p", 1, p, a, b, v, 0, 1, "Whole") for p, a, b, v in notes]
+    draws = [performance.lift_under_pedal(events, pedal, seed) for seed in range(20)]
+    # 60 and 63 are released under the first pedal, 87 and 57 after it is up.
+    lifted = next(d for d in draws if d[0].end_s < 1.2 and d[1].end_s < 1.9)
+    assert all(d[2:] == events[2:] for d in draws)
+    moved = [(e.pitch, e.start_s, e.end_s, e.velocity) for e in lifted]
+    np.testing.assert_array_equal(sampler.render(moved, pedal), sampler.render(notes, pedal))
+
+
 def test_repeated_note_cuts_the_previous_one(sampler):
     # Two strikes of one key with the pedal down: the first stops 20 ms into the second.
     # The second is listed first, so it draws the same jitter when rendered alone.

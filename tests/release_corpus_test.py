@@ -256,3 +256,61 @@ def test_another_take_redraws_rooms_performances_and_pianos(take):
                 assert getattr(a, name) != getattr(b, name)
     assert [p for p in second if p.split == "test"] == [p for p in first if p.split == "test"]
     assert corpus.plan_corpus(take, 0, release.RESERVED_WORKS) == second
+
+
+def test_release_pianos4_lifted_is_its_take_with_keys_let_go_under_the_pedal(sampler, tmp_path):
+    take = corpus.plan_corpus("release_pianos4", 0, release.RESERVED_WORKS)
+    lifted = corpus.plan_corpus("release_pianos4_lifted", 0, release.RESERVED_WORKS)
+    assert [dataclasses.replace(p, lift_seed=None) for p in lifted] == take
+    assert all((p.lift_seed is None) == (p.split != "train") for p in lifted)
+    assert len({p.lift_seed for p in lifted if p.lift_seed is not None}) > 200
+    # A performed score renders the same audio; some of its keys are released earlier.
+    pair = next(
+        (a, b)
+        for a, b in zip(take, lifted, strict=True)
+        if a.performance_seed is not None
+        and performance.perform(scores.score_events(a)[2], a.performance_seed).pedal
+    )
+    (plain_row, plain_S, plain), (row, audio_S, notes) = (
+        _render(dataclasses.replace(p, max_seconds=6.0), tmp_path / name, sampler)
+        for p, name in zip(pair, ("plain", "lifted"), strict=True)
+    )
+    # The same samples; the length (the last release + a tail) within MIDI's tick rounding.
+    assert abs(len(audio_S) - len(plain_S)) <= 0.001 * rendering.SAMPLE_RATE
+    common = min(len(audio_S), len(plain_S))
+    np.testing.assert_array_equal(audio_S[:common], plain_S[:common])
+    assert len(notes) == len(plain)
+    ends = [(n.end_s, p.end_s) for n, p in zip(notes, plain, strict=True)]
+    assert all(n <= p + 1e-9 for n, p in ends) and any(n < p - 0.05 for n, p in ends)
+    assert "let go early under the pedal" in row["source"]
+    assert "let go" not in plain_row["source"]
+
+
+def test_release_pianos4_far_is_its_take_with_distant_microphones(sampler, tmp_path):
+    take = corpus.plan_corpus("release_pianos4", 0, release.RESERVED_WORKS)
+    far = corpus.plan_corpus("release_pianos4_far", 0, release.RESERVED_WORKS)
+    assert [dataclasses.replace(p, distant=False) for p in far] == take
+    assert all(p.distant == (p.acoustics_seed is not None) for p in far)
+    assert sum(p.distant for p in far) > 150
+    # A piece in a room (without noise, which is added where it is) renders its take's
+    # audio later by the microphone's travel.
+    a, b = next(
+        (a, b)
+        for a, b in zip(take, far, strict=True)
+        if b.distant
+        and a.texture_seed is not None
+        and acoustics.draw_acoustics(b.acoustics_seed, distant=True).delay_ms > 3
+        and acoustics.draw_acoustics(b.acoustics_seed).noise == "none"
+    )
+    delay_ms = acoustics.draw_acoustics(b.acoustics_seed, distant=True).delay_ms
+    (_, near_S, near), (_, far_S, notes) = (
+        _render(dataclasses.replace(p, max_seconds=3.0), tmp_path / name, sampler)
+        for p, name in ((a, "near"), (b, "far"))
+    )
+    assert notes == near  # the same labels: the keys
+    lag = int(round(delay_ms / 1000 * rendering.SAMPLE_RATE))
+    assert len(far_S) == len(near_S) and np.abs(far_S[:lag]).max() < 1e-4
+    # The same recording, later, to a few steps of 16 bits (FFT reverb's round-off).
+    np.testing.assert_allclose(far_S[lag:], near_S[:-lag], atol=1e-4)
+    # ... and not the same unshifted: the test sees the lag.
+    assert np.abs(far_S - near_S).max() > 100 * np.abs(far_S[lag:] - near_S[:-lag]).max()

@@ -8,6 +8,10 @@ The chain, in order, each stage drawn on or off independently:
 
   room reverb -> microphone/room EQ -> compression -> additive noise -> band limit -> gain
 
+and, where asked for (`draw_acoustics(seed, distant=True)`), the direct sound's travel to a
+microphone in the room: the recording lags the keys by the microphone's distance over the
+speed of sound, a distance that follows the drawn direct-to-reverberant ratio.
+
 Ranges and probabilities are chosen to cover real recordings, in particular MAPS (a
 Disklavier recorded with ambient microphones in a room, 16 kHz) and MusicNet (close and
 ambient microphones, 44.1 kHz). `apply_acoustics` is deterministic given the parameters:
@@ -31,6 +35,12 @@ RT60_S = (0.2, 2.0)
 RT60_LOW_RATIO = (1.0, 1.4)  # below ~500 Hz rooms ring longer ...
 RT60_HIGH_RATIO = (0.3, 0.8)  # ... and above ~4 kHz air and furnishings absorb more
 DRR_DB = (-3.0, 15.0)
+# A microphone's distance from the piano, where the direct sound's delay is simulated: the
+# direct-to-reverberant energy ratio falls as 1/r^2 and is 0 dB at the room's critical
+# distance, so r = critical * 10^(-DRR/20); critical distances 1-3 m (rooms to small halls)
+# give 0.2-4 m over DRR_DB, 0.5-12 ms of travel at 343 m/s.
+CRITICAL_DISTANCE_M = (1.0, 3.0)
+SPEED_OF_SOUND_M_S = 343.0
 EARLY_TAPS = (3, 8)  # sparse early reflections (walls, lid, floor) ...
 EARLY_DELAY_MS = (5.0, 50.0)  # ... within 5-50 ms of the direct sound
 EARLY_GAIN = (0.2, 0.7)  # |amplitude| relative to the direct sound, random sign
@@ -98,6 +108,7 @@ class Acoustics:
     early_delays_ms: tuple[float, ...] = ()
     early_gains: tuple[float, ...] = ()  # relative to the direct sound, signed
     reverb_seed: int = 0  # of the late tail's noise
+    delay_ms: float = 0.0  # the direct sound's travel to the microphone: the audio lags this
     # Microphone/room EQ.
     eq: bool = False
     low_shelf_hz: float = 200.0
@@ -140,11 +151,13 @@ def identity_acoustics(peak_dbfs: float = -1.0) -> Acoustics:
     return Acoustics(peak_dbfs=peak_dbfs)
 
 
-def draw_acoustics(seed: int) -> Acoustics:
+def draw_acoustics(seed: int, distant: bool = False) -> Acoustics:
     """A random acoustic chain, the same for the same seed.
 
     Every value is drawn whether its stage is on or not, so that switching one stage does
-    not shift the others' draws; stages that are off keep the defaults.
+    not shift the others' draws; stages that are off keep the defaults. With `distant`, a
+    chain with a room also delays the audio by the microphone's distance (drawn from a
+    stream of its own: the rest of the chain is the same either way).
     """
     rng = np.random.default_rng(seed)
 
@@ -203,6 +216,10 @@ def draw_acoustics(seed: int) -> Acoustics:
         drawn |= band
     if noise["noise"] != "none":
         drawn |= noise
+    if distant and drawn.get("reverb"):
+        critical_m = np.random.default_rng([seed, 1]).uniform(*CRITICAL_DISTANCE_M)
+        distance_m = critical_m * 10 ** (-drawn["drr_db"] / 20)
+        drawn["delay_ms"] = float(1000 * distance_m / SPEED_OF_SOUND_M_S)
     return Acoustics(**drawn, peak_dbfs=peak_dbfs)
 
 
@@ -212,6 +229,9 @@ def apply_acoustics(audio_S: np.ndarray, sr: int, acoustics: Acoustics) -> np.nd
     x_S = np.asarray(audio_S, dtype=np.float64)
     if x_S.ndim != 1:
         raise ValueError(f"apply_acoustics takes mono audio, got shape {x_S.shape}")
+    if a.delay_ms > 0:  # the same length: what the delay pushes past the end is cut
+        lag = min(int(round(a.delay_ms * sr / 1000)), len(x_S))
+        x_S = np.concatenate([np.zeros(lag), x_S[: len(x_S) - lag]])
     if a.reverb:
         x_S = _convolve(x_S, impulse_response(a, sr))
     if a.eq:

@@ -331,6 +331,11 @@ def _draw_piece(piece_id, path, work, composer, split, seed, plan: SizePlan) -> 
             for name in ("acoustics_seed", "performance_seed", "voicing_seed")
         }
         piece = dataclasses.replace(piece, **redrawn)
+    if plan.lifts:  # a stream of its own: the take's pieces are the same with or without
+        lifts = random.Random(f"jaxnotes-lifts:{plan.take}:{seed}:{path}")
+        piece = dataclasses.replace(piece, lift_seed=lifts.randrange(2**31))
+    if plan.distances and piece.acoustics_seed is not None:
+        piece = dataclasses.replace(piece, distant=True)
     return piece
 
 

@@ -19,8 +19,10 @@ sustain pedal they play with. What it draws, per piece:
     harmonics. Drawn from a stream of their own: the rest of the performance is the same
     with or without them.
 Labels stay the keys as played (press to release): the pedal lengthens the sound, not the
-notes, as in MAPS and MAESTRO's raw MIDI. Must not import `rendering` or `build`, nor model,
-loop or metric code.
+notes, as in MAPS and MAESTRO's raw MIDI. Under the pedal a key's release is silent, so a
+pianist need not hold it: `lift_under_pedal` lets some keys go early where the pedal holds
+their sound (any pedalled piece, a texture too), which moves their labels, not the sound.
+Must not import `rendering` or `build`, nor model, loop or metric code.
 """
 
 import dataclasses
@@ -42,6 +44,9 @@ MIN_PEDAL_S = 0.3  # bass notes closer than this do not change the pedal
 MAX_PEDAL_S = 4.0  # the pedal is changed at least this often
 BASS_OCTAVE_PROBABILITY = 0.6  # pieces whose bass part is doubled an octave below
 MELODY_OCTAVE_PROBABILITY = 0.3  # pieces whose top part is doubled an octave above
+LIFT_SHARE = (0.3, 0.9)  # a piece's share of the pedal-held keys let go early
+LIFT_HOLD_S = 0.1  # a key let go early is still held this long ...
+LIFT_CATCH_S = 0.03  # ... and until this long after the pedal went down (it caught the sound)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,3 +194,34 @@ def _pedal(rng, events, start_N, end_N) -> tuple[tuple[float, float], ...]:
         if up - down > 0.1:
             intervals.append((down, up))
     return tuple(intervals)
+
+
+def lift_under_pedal(events: list[scores.Event], pedal, seed: int) -> list[scores.Event]:
+    """The events with some keys let go early where the sustain pedal holds their sound.
+
+    A key released while the pedal is down (in `pedal`, sorted disjoint (down_s, up_s)) is
+    damped at pedal up whenever it is released, so its release can move anywhere after the
+    pedal caught it without changing the sound (`piano.PianoSampler.render`): in a piece,
+    `LIFT_SHARE` of such keys are released at a uniform time between `LIFT_HOLD_S` after the
+    strike and `LIFT_CATCH_S` after pedal down, whichever is later, and the written release.
+    Only `end_s` changes; keys released outside the pedal are kept. Drawn from `seed`, one
+    draw per event in order, so an event's release depends on its index alone.
+    """
+    if not events or not pedal:
+        return list(events)
+    rng = np.random.default_rng([seed, 2])
+    share = rng.uniform(*LIFT_SHARE)
+    down_P = np.array([a for a, _ in pedal])
+    up_P = np.array([b for _, b in pedal])
+    start_N = np.array([e.start_s for e in events])
+    end_N = np.array([e.end_s for e in events])
+    lifted_N, at_N = rng.random(len(events)) < share, rng.random(len(events))
+    k_N = np.searchsorted(down_P, end_N, side="right") - 1  # the last press before release
+    held_N = (k_N >= 0) & (end_N < np.append(up_P, -np.inf)[k_N])
+    earliest_N = np.maximum(start_N + LIFT_HOLD_S, down_P[np.maximum(k_N, 0)] + LIFT_CATCH_S)
+    lifted_N &= held_N & (earliest_N < end_N)
+    new_end_N = np.where(lifted_N, earliest_N + at_N * (end_N - earliest_N), end_N)
+    return [
+        dataclasses.replace(e, end_s=float(t)) if lifted else e
+        for e, t, lifted in zip(events, new_end_N, lifted_N, strict=True)
+    ]

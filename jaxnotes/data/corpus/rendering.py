@@ -69,6 +69,8 @@ class Piece:
     octaves: bool = False  # the performance doubles bass and melody in octaves (performance.py)
     voicing_seed: int | None = None  # another piano made of the samples (voicing.py)
     voicing_kind: str = "narrow"  # how it is drawn (voicing.draw_voicing)
+    lift_seed: int | None = None  # keys let go early under the pedal (performance.py)
+    distant: bool = False  # its room's microphone hears the direct sound late (acoustics.py)
 
 
 def find_fluidsynth() -> str:
@@ -123,6 +125,13 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str, piano=
 
         played = performance.perform(events, piece.performance_seed, piece.octaves)
         events, pedal = played.events, played.pedal
+    lifted = piece.lift_seed is not None and bool(pedal)
+    last_s = 0.0  # the audio lasts at least this long: keys let go early still sound on
+    if lifted:
+        from jaxnotes.data.corpus import performance
+
+        last_s = max(e.end_s for e in events)
+        events = performance.lift_under_pedal(events, pedal, piece.lift_seed)
     name = str(piece.piece_id)
     midi_path = os.path.join(root, "midi", f"{name}.mid")
     _write_midi(events, midi_path)
@@ -140,7 +149,8 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str, piano=
         audio_S = piano.render(notes_N4, pedal, seed=jitter_seed, voicing=voicing)
     else:
         audio_S = _render(fluidsynth, soundfont, midi_path, piece)
-    num_samples = int(round((max(n.end_s for n in notes) + TAIL_S) * SAMPLE_RATE))
+    last_s = max(last_s, *(n.end_s for n in notes))
+    num_samples = int(round((last_s + TAIL_S) * SAMPLE_RATE))
     audio_S = np.pad(audio_S[:num_samples], (0, max(0, num_samples - len(audio_S))))
     peak = float(np.abs(audio_S).max())
     if not peak > 0:
@@ -149,7 +159,7 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str, piano=
     if piece.acoustics_seed is not None:  # sets its own level (acoustics.py)
         from jaxnotes.data.corpus import acoustics
 
-        room = acoustics.draw_acoustics(piece.acoustics_seed)
+        room = acoustics.draw_acoustics(piece.acoustics_seed, distant=piece.distant)
         audio_S = acoustics.apply_acoustics(audio_S, SAMPLE_RATE, room)
     split = piece.split
     labels_lib.write_label_csv(
@@ -168,6 +178,8 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str, piano=
     if piece.performance_seed is not None:
         how += ", performed (dynamics, voicing, rubato, sustain pedal"
         how += ", octave doublings)" if piece.octaves else ")"
+    if lifted:
+        how += ", keys let go early under the pedal"
     room = ", room and microphone simulated" if piece.acoustics_seed is not None else ""
     return {
         "id": piece.piece_id,

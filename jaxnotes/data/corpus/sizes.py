@@ -33,6 +33,12 @@ class SizePlan:
     # way (voicing.VOICING_KINDS: 'narrow', 'wide' or 'timbre'); None: the samples as recorded.
     voicings: str | None = None
     take: int = 0  # > 0: new rooms, performances and pianos for the same pieces, a stream each
+    # Some keys let go early where the sustain pedal holds their sound, in every pedalled
+    # train piece (performance.lift_under_pedal): the same audio, the labels moved.
+    lifts: bool = False
+    # Rooms' microphones at a distance: the audio lags the keys by the direct sound's travel
+    # (acoustics.draw_acoustics(distant=True)), as in ambient recordings such as MAPS'.
+    distances: bool = False
 
 
 SIZES = {
@@ -82,6 +88,10 @@ SIZES["release_pianos4"] = dataclasses.replace(SIZES["release_pianos"], take=3)
 # kept unheard for the later stage.
 SIZES["release_pianos5"] = dataclasses.replace(SIZES["release_pianos"], take=4)
 SIZES["release_pianos6"] = dataclasses.replace(SIZES["release_pianos"], take=5)
+# `release_pianos4` with keys let go early under the pedal: its audio, other labels (E019).
+SIZES["release_pianos4_lifted"] = dataclasses.replace(SIZES["release_pianos4"], lifts=True)
+# ... and with its rooms' microphones at a distance: its labels, the audio later (E020).
+SIZES["release_pianos4_far"] = dataclasses.replace(SIZES["release_pianos4"], distances=True)
 # Stage 3's corpus with stage 2's narrow voicings, to tell the wide ones' share (E011).
 SIZES["release_pianos_narrow"] = dataclasses.replace(SIZES["release_pianos"], voicings="narrow")
 # Stage 3's corpus (the same pieces, rooms and performances) with every sampled-piano piece
