@@ -117,6 +117,9 @@ def evaluation() -> ml_collections.ConfigDict:
     e.frame_threshold = ml_collections.config_dict.placeholder(float)
     e.onset_threshold = ml_collections.config_dict.placeholder(float)
     e.min_note_s = ml_collections.config_dict.placeholder(float)  # seconds
+    # A sounding note goes on while its frames stay >= this (<= frame_threshold: hysteresis);
+    # tuned on validation with the rest when None.
+    e.sustain_threshold = ml_collections.config_dict.placeholder(float)
     e.gap_join_s = 0.03
     e.num_piano_rolls = 10  # pictures written by the test action (first N pieces)
     # Models without a bounded context (model.long_range 'full' or 'criss_cross') run offline

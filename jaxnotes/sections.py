@@ -207,6 +207,7 @@ class EvalConfig(_Section):
     frame_threshold: float | None
     onset_threshold: float | None
     min_note_s: float | None
+    sustain_threshold: float | None
     gap_join_s: float
     num_piano_rolls: int
     segment_s: float | None
@@ -218,9 +219,15 @@ class EvalConfig(_Section):
         r(all(0 <= t <= 1 for t in self.thresholds), "thresholds", "probabilities in [0, 1]")
         r(bool(self.allowed_errors), "allowed_errors", "give at least one integer >= 0")
         r(all(e >= 0 for e in self.allowed_errors), "allowed_errors", "integers >= 0")
-        for field in ("frame_threshold", "onset_threshold"):
+        for field in ("frame_threshold", "onset_threshold", "sustain_threshold"):
             value = getattr(self, field)
             r(value is None or 0 <= value <= 1, field, "None (tuned) or a probability")
+        r(
+            None in (self.sustain_threshold, self.frame_threshold)
+            or self.sustain_threshold <= self.frame_threshold,
+            "sustain_threshold",
+            "at most frame_threshold (it lets a sounding note go on, never starts one)",
+        )
         r(self.onset_tolerance_s > 0, "onset_tolerance_s", "seconds > 0")
         r(
             self.min_note_s is None or self.min_note_s >= 0,

@@ -93,8 +93,9 @@ class OnsetTest(absltest.TestCase):
         self.assertEqual(_spans(decoded), _spans(sorted(notes, key=lambda n: (n.start_s, n.pitch))))
 
 
-def _reference_spans(frames, onsets, min_frames, max_gap, threshold=0.5):
+def _reference_spans(frames, onsets, min_frames, max_gap, threshold=0.5, sustain=None):
     """The decoding rules written naively, frame by frame, for comparison."""
+    sustain = threshold if sustain is None else sustain
     spans = []
 
     def finish(start, end, pitch):
@@ -107,13 +108,14 @@ def _reference_spans(frames, onsets, min_frames, max_gap, threshold=0.5):
             up = onsets is not None and onsets[t, p] >= threshold
             edge, previous_up = up and not previous_up, up
             active = frames[t, p] >= threshold or up
+            held = frames[t, p] >= sustain or up
             if start is not None and edge:
                 finish(start, t if gap is None else gap, p)
                 start, gap = t, None
             elif start is None:
                 if edge or (onsets is None and active):
                     start, gap = t, None
-            elif active:
+            elif held:
                 gap = None
             else:
                 gap = t if gap is None else gap
@@ -137,24 +139,31 @@ class StreamingTest(parameterized.TestCase):
         onsets = (rng.random((num_frames, num_pitches)) > 0.93) * 0.9
         return frames, onsets
 
-    @parameterized.parameters(True, False)
-    def test_offline_matches_naive_rules(self, with_onsets):
+    @parameterized.product(with_onsets=(True, False), sustain=(None, 0.35))
+    def test_offline_matches_naive_rules(self, with_onsets, sustain):
         """The run-by-run decoder departs from the frame-by-frame rules on random outputs."""
         for seed in range(4):
             frames, onsets = self._random_probs(seed)
             onsets = onsets if with_onsets else None
             meta = Meta(n_bins=8, n_pitches=6, min_pitch=0, frames_per_second=FPS)
             # 0.3 s = 3 frames kept; gaps of 1 frame (0.1 s < 0.2 s) joined, of 2 not.
-            notes = decode.frames_to_notes(frames, onsets, meta, min_note_s=0.3, gap_join_s=0.2)
+            notes = decode.frames_to_notes(
+                frames, onsets, meta, min_note_s=0.3, gap_join_s=0.2, sustain_threshold=sustain
+            )
             got = sorted((round(n.start_s * FPS), round(n.end_s * FPS), n.pitch) for n in notes)
-            self.assertEqual(got, _reference_spans(frames, onsets, min_frames=3, max_gap=1))
+            expected = _reference_spans(frames, onsets, min_frames=3, max_gap=1, sustain=sustain)
+            self.assertEqual(got, expected)
             self.assertGreater(len(got), 10)
+        if sustain is not None:  # hysteresis changed the notes (the check can tell)
+            self.assertNotEqual(expected, _reference_spans(frames, onsets, 3, 1))
 
-    @parameterized.parameters(True, False)
-    def test_random_blocks_equal_offline(self, with_onsets):
+    @parameterized.product(with_onsets=(True, False), sustain=(None, 0.35))
+    def test_random_blocks_equal_offline(self, with_onsets, sustain):
         """Streaming gives other notes than offline decoding (state lost between pushes)."""
         meta = Meta(n_bins=8, n_pitches=6, min_pitch=40, frames_per_second=43.0)
-        kwargs = dict(frame_threshold=0.5, min_note_s=0.05, gap_join_s=0.05)
+        kwargs = dict(
+            frame_threshold=0.5, min_note_s=0.05, gap_join_s=0.05, sustain_threshold=sustain
+        )
         for seed in range(4):
             frames, onsets = self._random_probs(seed)
             onsets = onsets if with_onsets else None
@@ -231,6 +240,26 @@ class HelpersTest(absltest.TestCase):
             decode.NoteDecoder(FPS, [60], frame_threshold=None)
         with self.assertRaisesRegex(ValueError, "onset_threshold"):
             decode.NoteDecoder(FPS, [60], onset_threshold=1.5)
+        with self.assertRaisesRegex(ValueError, "sustain_threshold 0.6 must be <= frame"):
+            decode.NoteDecoder(FPS, [60], frame_threshold=0.5, sustain_threshold=0.6)
+        with self.assertRaisesRegex(ValueError, "sustain_threshold"):
+            decode.NoteDecoder(FPS, [60], sustain_threshold=-0.1)
+
+    def test_a_held_note_goes_on_above_the_sustain_threshold(self):
+        """Frames at 0.3 end a note at threshold 0.5, carry one on at sustain 0.2, and never
+        start one; without onsets too."""
+        frames = np.full((12, 4), 0.1)
+        frames[0:4, 0], frames[4:9, 0] = 0.9, 0.3  # a note fading out of the frame threshold
+        frames[2:6, 1] = 0.3  # below the frame threshold throughout: no note
+        kwargs = dict(min_note_s=0.0, gap_join_s=0.0)
+        plain = decode.frames_to_notes(frames, None, META, **kwargs)
+        held = decode.frames_to_notes(frames, None, META, sustain_threshold=0.2, **kwargs)
+        self.assertEqual(_spans(plain), [(0, 4, 60)])
+        self.assertEqual(_spans(held), [(0, 9, 60)])
+        onsets = np.zeros_like(frames)
+        onsets[0, 0] = 0.9
+        held = decode.frames_to_notes(frames, onsets, META, sustain_threshold=0.2, **kwargs)
+        self.assertEqual(_spans(held), [(0, 9, 60)])
 
     def test_decoder_settings_precedence(self):
         """The test action takes config.eval first; transcription takes thresholds.json first."""
@@ -263,6 +292,25 @@ class HelpersTest(absltest.TestCase):
         self.assertEqual((got["frame_threshold"], got["source"]), (0.5, "the default 0.5"))
         with self.assertRaisesRegex(ValueError, "gives no frame_threshold"):
             decode.decoder_settings(e, {}, "nothing tuned", default=None)
+
+    def test_decoder_settings_sustain(self):
+        """No sustain threshold anywhere: None (no hysteresis); a tuned one is used, capped
+        by a frame threshold set lower; the config's wins for the test action."""
+        from configs import common
+
+        e = common.evaluation()
+        tuned = {"frame_threshold": 0.4, "onset_threshold": 0.6, "min_note_s": 0.0}
+        self.assertIsNone(decode.decoder_settings(e, tuned, "x")["sustain_threshold"])
+        tuned["sustain_threshold"] = 0.25
+        self.assertEqual(decode.decoder_settings(e, tuned, "x")["sustain_threshold"], 0.25)
+        e.frame_threshold = 0.2  # set by hand below the tuned sustain threshold: it caps it
+        self.assertEqual(decode.decoder_settings(e, tuned, "x")["sustain_threshold"], 0.2)
+        e.frame_threshold, e.sustain_threshold = None, 0.3
+        self.assertEqual(decode.decoder_settings(e, tuned, "x")["sustain_threshold"], 0.3)
+        got = decode.decoder_settings(e, tuned, "x", tuned_first=True)
+        self.assertEqual(got["sustain_threshold"], 0.25)
+        self.assertEqual(decode.sustain_text(0.25), ", sustain 0.25")
+        self.assertEqual(decode.sustain_text(None), "")
 
 
 if __name__ == "__main__":

@@ -201,6 +201,40 @@ def test_the_shortest_note_is_chosen_on_validation_with_the_onset_threshold():
     assert (chosen["onset_threshold"], chosen["min_note_s"]) == (0.3, 0.05)
 
 
+def test_the_sustain_threshold_is_chosen_on_validation_for_the_notes_frames():
+    """Notes whose second half fades to 0.3 (below the 0.5 that starts them): validation
+    takes a sustain threshold under 0.3, the decoded notes get their whole length, and a
+    sustain threshold set in the config is kept (capped by the frame threshold)."""
+    fps = 43.0
+    meta = Meta(n_bins=8, n_pitches=4, min_pitch=60, frames_per_second=fps)
+    frames_TxP = np.zeros((200, meta.n_pitches), np.float32)
+    onsets_TxP = np.zeros_like(frames_TxP)
+    ref_TxP = np.zeros(frames_TxP.shape, bool)
+    notes = []
+    for k, start in enumerate(range(5, 180, 20)):
+        pitch = k % meta.n_pitches
+        frames_TxP[start : start + 8, pitch] = 0.9
+        frames_TxP[start + 8 : start + 16, pitch] = 0.3  # the fading tail, still held
+        onsets_TxP[start, pitch], ref_TxP[start : start + 16, pitch] = 0.8, True
+        notes.append(labels.Note(start / fps, (start + 16) / fps, meta.min_pitch + pitch))
+    pieces = {1: scoring.PiecePrediction(frames_TxP, onsets_TxP, ref_TxP)}
+    e = _eval_config()
+    e.frame_threshold = 0.5  # the frame metric's own choice would be 0.3 here
+    chosen = scoring.choose_thresholds(pieces, {1: notes}, meta, e)
+    assert chosen["sustain_threshold"] <= 0.3 < chosen["frame_threshold"]
+    assert chosen["sustain_threshold"] / 0.5 in scoring.SUSTAIN_GRID
+    assert chosen["validation_note_frame_f1"] == pytest.approx(1.0)
+    result, decoded, _ = scoring.score_split(pieces, {1: notes}, {}, meta, e, chosen)
+    assert [round((n.end_s - n.start_s) * fps) for n in decoded[1]] == [16] * len(notes)
+    without = dict(chosen, sustain_threshold=None)  # no hysteresis: the tails are lost
+    _, decoded, _ = scoring.score_split(pieces, {1: notes}, {}, meta, e, without)
+    assert [round((n.end_s - n.start_s) * fps) for n in decoded[1]] == [8] * len(notes)
+    counts = scoring.note_frame_counts(decoded[1], ref_TxP, meta)
+    assert counts.f1 == pytest.approx(2 * 0.5 / 1.5)  # precision 1, recall 1/2
+    e.sustain_threshold = 0.7  # set in the config: kept, at most the frame threshold
+    assert scoring.choose_thresholds(pieces, {1: notes}, meta, e)["sustain_threshold"] == 0.5
+
+
 def test_pitch_class_reference_notes():
     """With only_note_names, reference notes fold to pitch classes as the outputs do."""
     meta = Meta(n_bins=8, n_pitches=12, min_pitch=21, frames_per_second=FPS, only_note_names=True)

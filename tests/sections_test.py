@@ -34,6 +34,7 @@ def test_every_config_builds(module, variant):
         ("optim", "schedule", "linear", "config.optim.schedule='linear'"),
         ("eval", "thresholds", (0.5, 2.0), r"config.eval.thresholds=\(0.5, 2.0\)"),
         ("eval", "frame_threshold", 1.5, "config.eval.frame_threshold=1.5"),
+        ("eval", "sustain_threshold", 1.5, "config.eval.sustain_threshold=1.5"),
         ("eval", "segment_overlap", 1.0, "config.eval.segment_overlap=1.0"),
         ("cqt", "hop_length", 0, "config.cqt.hop_length=0"),
         (None, "num_epochs", 0, "config.num_epochs=0"),

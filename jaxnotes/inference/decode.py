@@ -8,15 +8,17 @@ code (the `Note` record is the data contract's).
 Legend: T frames, P pitches (outputs), N notes.
 
 Rules, per pitch, frame by frame (a frame is "active" when `frame_prob >= frame_threshold`,
-an onset is "up" when `onset_prob >= onset_threshold`):
+"held" when `frame_prob >= sustain_threshold`, which is at most the frame threshold and by
+default equal to it, and an onset is "up" when `onset_prob >= onset_threshold`):
 
 - A note starts at a frame where the onset goes up (rising edge) when the model has an
   onset output; otherwise at the first active frame of a run. An up onset also counts as
   active (the onset head implies the note sounds), as in Onsets and Frames.
 - With onsets, a new rising edge while a note sounds re-triggers: the sounding note ends at
   that frame (or at its gap, see below) and a new one starts there.
-- A note ends at the first inactive frame of its gap: it covers frames [start, end), the
-  labels' convention, so `start_s = start / fps` and `end_s = end / fps`. A gap shorter
+- A sounding note goes on while its frames are held (hysteresis: a note's tail may fall
+  below the threshold that starts one). It ends at the first frame of its gap that is not
+  held: it covers frames [start, end), the labels' convention, so `start_s = start / fps` and `end_s = end / fps`. A gap shorter
   than `gap_join_s` (in seconds, `g / fps < gap_join_s`) is joined: the note goes on.
 - A finished note shorter than `min_note_s` (`(end - start) / fps < min_note_s`) is dropped.
 
@@ -76,6 +78,8 @@ class NoteDecoder:
       frames_per_second: frame rate of the probabilities.
       pitches: MIDI pitch of each of the P outputs (see `output_pitches`).
       frame_threshold: a frame is active when its probability is >= this.
+      sustain_threshold: a sounding note goes on while its frame probability is >= this
+        (<= frame_threshold; None: frame_threshold, no hysteresis).
       onset_threshold: an onset is up when its probability is >= this (used only when onset
         probabilities are pushed).
       min_note_s: notes shorter than this are dropped (delays 'on' events by up to this).
@@ -93,13 +97,22 @@ class NoteDecoder:
         min_note_s: float = 0.05,
         gap_join_s: float = 0.03,
         velocity: int = 80,
+        sustain_threshold: float | None = None,
     ):
+        if sustain_threshold is None:
+            sustain_threshold = frame_threshold
         for name, value in (
             ("frame_threshold", frame_threshold),
             ("onset_threshold", onset_threshold),
+            ("sustain_threshold", sustain_threshold),
         ):
             if value is None or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1]; got {value!r}")
+        if sustain_threshold > frame_threshold:
+            raise ValueError(
+                f"sustain_threshold {sustain_threshold} must be <= frame_threshold "
+                f"{frame_threshold}: it lets a sounding note go on, never starts one"
+            )
         if min_note_s < 0 or gap_join_s < 0:
             raise ValueError(
                 f"min_note_s and gap_join_s must be >= 0; got {min_note_s}, {gap_join_s}"
@@ -110,6 +123,7 @@ class NoteDecoder:
         self.pitches_P = np.asarray(pitches, dtype=np.int64)
         self.frame_threshold = float(frame_threshold)
         self.onset_threshold = float(onset_threshold)
+        self.sustain_threshold = float(sustain_threshold)
         self.velocity = int(velocity)
         self.min_frames = max(1, _frames_at_least(min_note_s, self.frames_per_second))
         # Longest gap (in frames) still joined: g / fps < gap_join_s.
@@ -148,6 +162,7 @@ class NoteDecoder:
         elif self._has_onsets != has_onsets:
             raise ValueError("push onset probabilities on every call or on none")
         active_TxP = frame_probs_TxP >= self.frame_threshold
+        held_TxP = frame_probs_TxP >= self.sustain_threshold
         if has_onsets:
             onset_probs_TxP = np.asarray(onset_probs_TxP)
             if onset_probs_TxP.shape != frame_probs_TxP.shape:
@@ -158,6 +173,7 @@ class NoteDecoder:
             previous_TxP = np.concatenate([self._onset_up_P[None], up_TxP])[:-1]
             edge_TxP = up_TxP & ~previous_TxP
             active_TxP = active_TxP | up_TxP
+            held_TxP = held_TxP | up_TxP
             if len(up_TxP):
                 self._onset_up_P = up_TxP[-1].copy()
         else:
@@ -166,7 +182,7 @@ class NoteDecoder:
         # Only pitches that sound now or hold an open note can change state.
         busy_P = active_TxP.any(axis=0) | (self._start_P >= 0)
         for index in np.flatnonzero(busy_P) if num_frames else ():
-            self._decode_pitch(index, active_TxP[:, index], edge_TxP[:, index])
+            self._decode_pitch(index, active_TxP[:, index], held_TxP[:, index], edge_TxP[:, index])
         self._frames_done += num_frames
         return self._release(self._horizon())
 
@@ -177,19 +193,23 @@ class NoteDecoder:
             self._finish(index, gap if gap >= 0 else self._frames_done)
         return self._release(None)
 
-    def _decode_pitch(self, index: int, active_T: np.ndarray, edge_T: np.ndarray) -> None:
+    def _decode_pitch(
+        self, index: int, active_T: np.ndarray, held_T: np.ndarray, edge_T: np.ndarray
+    ) -> None:
         """Runs one pitch's state machine over the block, one constant run at a time.
 
-        Within a run [a, b) activity is constant and no onset rises after `a`, so the state
-        can only change at its first frame, or once at a frame count that `b` bounds.
+        Within a run [a, b) activity and holding are constant and no onset rises after `a`,
+        so the state can only change at its first frame, or once at a frame count that `b`
+        bounds.
         """
         offset = self._frames_done
-        cuts = np.flatnonzero(np.diff(active_T)) + 1
+        cuts = np.flatnonzero(np.diff(active_T) | np.diff(held_T)) + 1
         cuts = np.union1d(np.union1d(cuts, np.flatnonzero(edge_T)), [0])
         ends = np.append(cuts[1:], len(active_T))
         for a, b in zip(cuts, ends, strict=True):
             a, b = int(a) + offset, int(b) + offset
             start, active = self._start_P[index], bool(active_T[a - offset])
+            held = bool(held_T[a - offset])
             if edge_T[a - offset]:
                 if start >= 0:  # re-trigger: the sounding note ends where this one starts
                     gap = self._gap_P[index]
@@ -200,7 +220,7 @@ class NoteDecoder:
                     self._open(index, a)
                 else:
                     continue  # silence, or frames without an onset: no note
-            elif not active:
+            elif not held:
                 if self._gap_P[index] < 0:
                     self._gap_P[index] = a
                 if b - self._gap_P[index] > self.max_gap_frames:
@@ -286,6 +306,7 @@ def frames_to_notes(
     gap_join_s: float = 0.03,
     velocity: int = 80,
     program: int = 1,
+    sustain_threshold: float | None = None,
 ) -> list[Note]:
     """Decodes a whole piece: one `NoteDecoder.push` of every frame, then `flush`.
 
@@ -306,6 +327,7 @@ def frames_to_notes(
         min_note_s=min_note_s,
         gap_join_s=gap_join_s,
         velocity=velocity,
+        sustain_threshold=sustain_threshold,
     )
     events = decoder.push(frame_probs_TxP, onset_probs_TxP) + decoder.flush()
     return events_to_notes(events, program=program)
@@ -360,5 +382,21 @@ def decoder_settings(
                 f"{tuned_source} gives no {key} and config.eval.{key} is not set: run the test "
                 f"action on the model's own data first (it tunes it), or set --config.eval.{key}"
             )
+    settings["sustain_threshold"] = sustain_threshold(eval_config, tuned, settings, tuned_first)
     settings["source"] = " and ".join(sorted(sources))
     return settings
+
+
+def sustain_threshold(eval_config, tuned: dict, settings: dict, tuned_first: bool = False):
+    """The sustain threshold by `decoder_settings`' rule (None, no hysteresis, where neither
+    config.eval nor `tuned` has one; models tuned before it was tuned have none), at most
+    `settings['frame_threshold']`: a frame threshold set by hand caps it."""
+    configured = getattr(eval_config, "sustain_threshold", None)
+    learnt = tuned.get("sustain_threshold")
+    value = learnt if learnt is not None and (tuned_first or configured is None) else configured
+    return None if value is None else min(float(value), settings["frame_threshold"])
+
+
+def sustain_text(sustain_threshold: float | None) -> str:
+    """', sustain X' for a report's or a log's thresholds line; '' without hysteresis."""
+    return "" if sustain_threshold is None else f", sustain {sustain_threshold:.2f}"
