@@ -134,17 +134,9 @@ def choose_thresholds(pieces, notes_by_piece, meta: Meta, eval_config) -> dict:
     best = None
     for fraction in SUSTAIN_GRID:
         total = None
+        settings = dict(chosen, sustain_threshold=fraction * chosen["frame_threshold"])
         for p in pieces.values():
-            est = decode.frames_to_notes(
-                p.frame_probs_TxP,
-                p.onset_probs_TxP,
-                meta,
-                frame_threshold=chosen["frame_threshold"],
-                onset_threshold=chosen["onset_threshold"],
-                min_note_s=chosen["min_note_s"],
-                gap_join_s=eval_config.gap_join_s,
-                sustain_threshold=fraction * chosen["frame_threshold"],
-            )
+            est = decode_piece(p, meta, settings, eval_config.gap_join_s)
             counts = note_frame_counts(est, p.ref_frames_TxP, meta)
             total = counts if total is None else total + counts
         f1 = total.f1
@@ -152,6 +144,20 @@ def choose_thresholds(pieces, notes_by_piece, meta: Meta, eval_config) -> dict:
             best = (fraction * chosen["frame_threshold"], f1)
     chosen["sustain_threshold"], chosen["validation_note_frame_f1"] = best
     return chosen
+
+
+def decode_piece(p: PiecePrediction, meta: Meta, settings: dict, gap_join_s: float) -> list:
+    """A piece's notes decoded with `settings`' thresholds (sustain: none where absent)."""
+    return decode.frames_to_notes(
+        p.frame_probs_TxP,
+        p.onset_probs_TxP,
+        meta,
+        frame_threshold=settings["frame_threshold"],
+        onset_threshold=settings["onset_threshold"],
+        min_note_s=settings["min_note_s"],
+        gap_join_s=gap_join_s,
+        sustain_threshold=settings.get("sustain_threshold"),
+    )
 
 
 def note_frame_counts(notes, ref_frames_TxP: np.ndarray, meta: Meta):
@@ -174,16 +180,13 @@ def _choose_note_settings(pieces, notes_by_piece, meta: Meta, eval_config, chose
     for onset_threshold in ONSET_THRESHOLD_GRID if onsets is None else (onsets,):
         for min_note_s in MIN_NOTE_S_GRID if shortest is None else (shortest,):
             total = note_metrics.NoteCounts()
+            settings = dict(
+                frame_threshold=chosen["frame_threshold"],
+                onset_threshold=onset_threshold,
+                min_note_s=min_note_s,
+            )
             for pid, p in pieces.items():
-                est = decode.frames_to_notes(
-                    p.frame_probs_TxP,
-                    p.onset_probs_TxP,
-                    meta,
-                    frame_threshold=chosen["frame_threshold"],
-                    onset_threshold=onset_threshold,
-                    min_note_s=min_note_s,
-                    gap_join_s=eval_config.gap_join_s,
-                )
+                est = decode_piece(p, meta, settings, eval_config.gap_join_s)
                 total += note_metrics.note_counts(
                     *reference_notes(notes_by_piece[pid], meta),
                     *decode.notes_to_arrays(est),
@@ -213,16 +216,7 @@ def score_split(pieces, notes_by_piece, names, meta: Meta, eval_config, threshol
                 p.frame_probs_TxP, p.ref_frames_TxP, threshold=thresholds["frame_threshold"]
             ),
         }
-        est = decode.frames_to_notes(
-            p.frame_probs_TxP,
-            p.onset_probs_TxP,
-            meta,
-            frame_threshold=thresholds["frame_threshold"],
-            onset_threshold=thresholds["onset_threshold"],
-            min_note_s=thresholds["min_note_s"],
-            gap_join_s=eval_config.gap_join_s,
-            sustain_threshold=thresholds.get("sustain_threshold"),
-        )
+        est = decode_piece(p, meta, thresholds, eval_config.gap_join_s)
         decoded[pid] = est
         ref_arrays, est_arrays = (
             reference_notes(notes_by_piece[pid], meta),
