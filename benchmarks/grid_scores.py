@@ -167,7 +167,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     frames, notes = np.zeros(3, np.int64), np.zeros(3, np.int64)
     errors = dict.fromkeys((kind for kind, _, _ in ERROR_KINDS), 0)
-    timed, fifths_BxFx2 = [], 0
+    timed, fifths_BxFx2 = [], np.zeros((len(LENGTH_BINS_S) - 1, FIFTHS, 2), np.int64)
     print(f"{'piece':40s} {'note F1':>8s} {'frame F1':>9s}")
     for rec in musicnet.list_recordings(args.musicnet_dir, "test"):
         rate, num_samples = audio.audio_info(rec.audio_path)
@@ -194,7 +194,7 @@ def main(argv=None) -> None:
         for kind, value in piece_errors.items():
             errors[kind] += value
         timed += timing(ref_int, est_int, pairs)
-        fifths_BxFx2 = fifths_BxFx2 + recall_by_fifth(ref_int, ref_pitch, est_TxK)
+        fifths_BxFx2 += recall_by_fifth(ref_int, ref_pitch, est_TxK)
         frames += counts
         notes += note_counts
         print(f"{rec.name[:40]:40s} {f1(*note_counts):8.3f} {f1(*counts):9.3f}")

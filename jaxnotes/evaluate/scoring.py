@@ -24,7 +24,7 @@ import numpy as np
 from absl import logging
 
 from jaxnotes import files
-from jaxnotes.data import Meta
+from jaxnotes.data import Meta, labels
 from jaxnotes.evaluate import metrics, note_metrics, report
 from jaxnotes.inference import decode, runner
 
@@ -127,9 +127,8 @@ def choose_thresholds(pieces, notes_by_piece, meta: Meta, eval_config) -> dict:
         chosen["onset_threshold"], chosen["min_note_s"] = float(onsets), float(shortest)
     else:
         chosen.update(_choose_note_settings(pieces, notes_by_piece, meta, eval_config, chosen))
-    sustain = getattr(eval_config, "sustain_threshold", None)
-    if sustain is not None:
-        chosen["sustain_threshold"] = min(float(sustain), chosen["frame_threshold"])
+    if getattr(eval_config, "sustain_threshold", None) is not None:
+        chosen["sustain_threshold"] = decode.sustain_threshold(eval_config, {}, chosen)
         return chosen
     best = None
     for fraction in SUSTAIN_GRID:
@@ -161,15 +160,10 @@ def decode_piece(p: PiecePrediction, meta: Meta, settings: dict, gap_join_s: flo
 
 
 def note_frame_counts(notes, ref_frames_TxP: np.ndarray, meta: Meta):
-    """Frame counts of decoded notes (each covering its frames [start, end)) against the
-    reference frames: the frame score of a transcription, as note lists are scored."""
-    pitches_P = decode.output_pitches(meta)
-    rolled_TxP = np.zeros(ref_frames_TxP.shape, np.float32)
-    fps = meta.frames_per_second
-    for n in notes:
-        index = int(np.searchsorted(pitches_P, n.pitch))
-        if index < len(pitches_P) and pitches_P[index] == n.pitch:
-            rolled_TxP[int(round(n.start_s * fps)) : int(round(n.end_s * fps)), index] = 1.0
+    """Frame counts of decoded notes (rolled as labels are, `labels.notes_to_rolls`) against
+    the reference frames: the frame score of a transcription, as note lists are scored."""
+    frames_Tx128, _ = labels.notes_to_rolls(notes, len(ref_frames_TxP), meta.frames_per_second)
+    rolled_TxP = frames_Tx128[:, decode.output_pitches(meta)]
     return metrics.frame_counts(rolled_TxP, ref_frames_TxP, threshold=0.5)
 
 

@@ -18,8 +18,9 @@ default equal to it, and an onset is "up" when `onset_prob >= onset_threshold`):
   that frame (or at its gap, see below) and a new one starts there.
 - A sounding note goes on while its frames are held (hysteresis: a note's tail may fall
   below the threshold that starts one). It ends at the first frame of its gap that is not
-  held: it covers frames [start, end), the labels' convention, so `start_s = start / fps` and `end_s = end / fps`. A gap shorter
-  than `gap_join_s` (in seconds, `g / fps < gap_join_s`) is joined: the note goes on.
+  held: it covers frames [start, end), the labels' convention, so `start_s = start / fps`
+  and `end_s = end / fps`. A gap shorter than `gap_join_s` (in seconds,
+  `g / fps < gap_join_s`) is joined: the note goes on.
 - A finished note shorter than `min_note_s` (`(end - start) / fps < min_note_s`) is dropped.
 
 Decoding delay (streaming): an 'on' event is known only once its note has lasted

@@ -131,10 +131,8 @@ def load(args):
     for key in ("frame_threshold", "onset_threshold"):
         if getattr(args, key) is not None:
             settings[key], source = getattr(args, key), "command line"
-    if settings["sustain_threshold"] is not None:  # a frame threshold given by hand caps it
-        settings["sustain_threshold"] = min(
-            settings["sustain_threshold"], settings["frame_threshold"]
-        )
+    # The same rule again with the command line's frame threshold, which caps it.
+    settings["sustain_threshold"] = decode.sustain_threshold(config.eval, tuned, settings, True)
     what = (
         f"{config.model_name} {origin}; thresholds frame {settings['frame_threshold']:.2f}, "
         f"onset {settings['onset_threshold']:.2f}, shortest note {settings['min_note_s']:.2f} s"

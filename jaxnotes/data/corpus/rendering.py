@@ -24,7 +24,7 @@ import soundfile as sf
 from jaxnotes import files
 from jaxnotes.data import labels as labels_lib
 from jaxnotes.data import midi
-from jaxnotes.data.corpus import scores
+from jaxnotes.data.corpus import performance, scores
 
 SAMPLE_RATE = 44100
 SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts")
@@ -121,15 +121,11 @@ def build_piece(piece: Piece, root: str, fluidsynth: str, soundfont: str, piano=
         log.warning("skipping %s: %s: %s", piece.path, type(e).__name__, e)
         return {"music21_path": piece.path, "failed": f"{type(e).__name__}: {e}"}
     if piece.performance_seed is not None:  # plan_corpus gives textures none
-        from jaxnotes.data.corpus import performance
-
         played = performance.perform(events, piece.performance_seed, piece.octaves)
         events, pedal = played.events, played.pedal
     lifted = piece.lift_seed is not None and bool(pedal)
     last_s = 0.0  # the audio lasts at least this long: keys let go early still sound on
     if lifted:
-        from jaxnotes.data.corpus import performance
-
         last_s = max(e.end_s for e in events)
         events = performance.lift_under_pedal(events, pedal, piece.lift_seed)
     name = str(piece.piece_id)
