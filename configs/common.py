@@ -64,6 +64,10 @@ def data() -> ml_collections.ConfigDict:
     # Train recordings left out of training, as 'column=text' rules against the folder's
     # musicnet_metadata.csv (jaxnotes/data/selection.py), e.g. ('ensemble=Solo Piano',).
     d.train_exclude = ()
+    # More corpus sizes (jaxnotes/data/corpus/sizes.py) whose train splits training draws
+    # from with the main one (every chunk as likely as any other), e.g. other takes of the
+    # same pieces; validation and test stay `corpus_size`'s. Default corpus only.
+    d.extra_train_sizes = ()
     return d
 
 

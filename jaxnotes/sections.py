@@ -136,10 +136,17 @@ class DataConfig(_Section):
     read_threads: int
     prefetch_batches: int
     train_exclude: tuple[str, ...]
+    extra_train_sizes: tuple[str, ...]
 
     def __post_init__(self):
         r = self._require
         selection.parse_rules(self.train_exclude)  # a malformed rule names the field
+        extra = self.extra_train_sizes  # with musicnet_dir: records.extra_train_configs
+        r(
+            len(set(extra)) == len(extra) and self.corpus_size not in extra,
+            "extra_train_sizes",
+            f"must name each size once, and not corpus_size={self.corpus_size!r}",
+        )
         r(self.label_format in LABEL_FORMATS, "label_format", f"one of {LABEL_FORMATS}")
         r(0 <= self.validation_fraction < 1, "validation_fraction", "a fraction in [0, 1)")
         r(self.render_workers >= 1, "render_workers", "must be >= 1")

@@ -537,3 +537,108 @@ def test_train_exclude_errors_name_the_field(labelled_dataset, rules, message):
     config = _like(labelled_dataset, **{"data.train_exclude": rules})
     with pytest.raises(ValueError, match=message):
         pipeline.make_train_iter(config)
+
+
+def test_concat_reads_its_sources_in_order():
+    from jaxnotes.data import selection
+
+    both = selection.Concat([["a0", "a1"], [], ["b0", "b1", "b2"]])
+    assert len(both) == 5
+    assert [both[i] for i in range(5)] == ["a0", "a1", "b0", "b1", "b2"]
+    with pytest.raises(IndexError, match="chunk 5 of 5"):
+        both[5]
+
+
+@pytest.fixture(scope="module")
+def two_takes(tmp_path_factory):
+    """The tiny corpus with `tiny_long` (its chorales to 10 s) as an extra train size,
+    both rendered and their records built by one process-train."""
+    from configs import transformer
+
+    config = transformer.get_config("tiny")
+    config.data.cache_dir = str(tmp_path_factory.mktemp("cache"))
+    config.data.corpus_size = "tiny"
+    config.data.extra_train_sizes = ("tiny_long",)
+    records.ensure_dataset(config, ("train",))
+    return config
+
+
+def test_extra_train_sizes_are_read_with_the_main_train_split(two_takes):
+    """Training reads both corpora's train chunks (windows past 7 s exist only in the
+    extra: the tiny pieces are 5 s of score and their last notes' release), an epoch counts
+    both, and validation is the main corpus' alone."""
+    alone = _copy(two_takes, **{"data.extra_train_sizes": ()})
+    (extra,) = records.extra_train_configs(two_takes)
+    assert extra.data.corpus_size == "tiny_long" and extra.data.extra_train_sizes == ()
+    frames = {
+        c.data.corpus_size: records.open_split(c, "train")[1]["num_frames"] for c in (alone, extra)
+    }
+    assert frames["tiny_long"] > frames["tiny"] > 0
+    window = spec.window_frames(two_takes) * two_takes.data.batch_size
+    assert pipeline.steps_per_epoch(two_takes) == max(1, sum(frames.values()) // window)
+    assert pipeline.steps_per_epoch(two_takes, "validation") == pipeline.steps_per_epoch(
+        alone, "validation"
+    )
+    fps = features.CqtConfig.from_config(two_takes.cqt).frames_per_second
+    late = lambda batches: [b["start_frame"].max() >= 7.0 * fps for b in batches]  # noqa: E731
+    assert any(late(_take(pipeline.make_train_iter(two_takes), 24)))
+    assert not any(late(_take(pipeline.make_train_iter(alone), 24)))
+
+
+def _copy(config, **overrides):
+    config = config.copy_and_resolve_references()
+    for key, value in overrides.items():
+        section, field = key.split(".")
+        setattr(config[section], field, value)
+    return config
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"data.extra_train_sizes": ("tiny",)}, r"extra_train_sizes=.*not corpus_size='tiny'"),
+        (
+            {"data.extra_train_sizes": ("tiny_long", "tiny_long")},
+            r"extra_train_sizes=.*each size once",
+        ),
+    ],
+)
+def test_bad_extra_train_sizes_name_the_field(overrides, message):
+    from configs import transformer
+
+    config = _copy(transformer.get_config("tiny"), **overrides)
+    with pytest.raises(ValueError, match=message):
+        spec.check(config)
+
+
+def test_unknown_extra_train_size_fails_before_rendering(tmp_path):
+    from configs import transformer
+
+    config = _copy(
+        transformer.get_config("tiny"),
+        **{"data.extra_train_sizes": ("no_such_size",), "data.cache_dir": str(tmp_path)},
+    )
+    with pytest.raises(ValueError, match=r"extra_train_sizes: unknown sizes \['no_such_size'\]"):
+        records.ensure_dataset(config, ("train",))
+    assert not any(tmp_path.iterdir())  # nothing rendered
+
+
+def test_extra_train_sizes_need_the_default_corpus_to_train_not_to_score(tmp_path):
+    """With config.data.musicnet_dir set, training refuses extra sizes (naming both
+    fields), while building a folder's test records (scoring such a run) ignores them."""
+    from configs import transformer
+
+    root = tmp_path / "musicnet"
+    fx.make_musicnet(root, notes_per_piece=4)
+    config = _copy(
+        transformer.get_config("tiny"),
+        **{
+            "data.extra_train_sizes": ("tiny_long",),
+            "data.musicnet_dir": str(root),
+            "data.cache_dir": str(tmp_path / "cache"),
+        },
+    )
+    message = r"extra_train_sizes=\('tiny_long',\): .* but config.data.musicnet_dir="
+    with pytest.raises(ValueError, match=message):
+        records.ensure_dataset(config, ("train",))
+    assert records.ensure_dataset(config, ("test",))["test"]

@@ -37,6 +37,7 @@ LATER_STAGES = {
     "pianos4": "release_pianos4",
     "pianos5": "release_pianos5",  # the later-stage branches of 2026-11-27 (E018)
     "pianos6": "release_pianos6",
+    "pianos4_far": "release_pianos4_far",  # E018's NEXT_RUN's later stage (E020's take)
 }
 # Release 4's later stages, in order (release 5's, and scripts/release_gpu.sh's, are E018's).
 SHIPPED = ("pianos2",)

@@ -36,19 +36,22 @@ RUNS = {
 }
 TAKES = RUNS["takes3"][0]  # device.sh's default
 # Prepared on 2026-11-27 for the next lent GPU, not run yet: takes4's direction (more takes,
-# fewer steps) with six takes, keeping `release_pianos4` unheard for the later stage
-# (`:pianos4`). Every take is exported in .e018data; the calls are in experiments/README.md.
+# fewer steps) with six takes, keeping `release_pianos4` unheard for the later stage. Since
+# E020 (2026-12-08) every take has its rooms' microphones at a distance (the `_far` sizes:
+# the same pieces, rooms and labels, the audio later by the direct sound's travel), and so
+# has the later stage's (`:pianos4_far`). The calls are in experiments/README.md.
 NEXT_RUN = (
     (
-        "release_pianos",
-        "release_pianos2",
-        "release_pianos3",
-        "release_pianos5",
-        "release_pianos6",
-        "release_variants",
+        "release_pianos_far",
+        "release_pianos2_far",
+        "release_pianos3_far",
+        "release_pianos5_far",
+        "release_pianos6_far",
+        "release_variants_far",
     ),
     70_000,
 )
+NEXT_LATER_STAGE = "pianos4_far"  # e017.LATER_STAGES' name of the take it never heard
 # The shipped model (release 5, scripts/release_gpu.sh): this run, then these later stages.
 SHIPPED_RUN = "takes3"
 SHIPPED = ("pianos3",)

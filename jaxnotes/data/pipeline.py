@@ -6,7 +6,8 @@ Batches follow the contract in `jaxnotes/data/__init__.py`. Must not import mode
 loop or metric code.
 Legend: B batch, T frames, F CQT bins, P pitches (output classes), C chunk frames.
 
-Train: source (the chunks `config.data.train_exclude` keeps: `selection`)
+Train: source (the chunks `config.data.train_exclude` keeps: `selection`; with
+`config.data.extra_train_sizes`, those of each corpus size in turn, one list)
 [process_index::process_count] -> seed -> shuffle -> repeat ->
 `windows_per_chunk` random windows of round(batch_seconds * fps) frames inside
 one chunk's valid frames (windows never cross chunks; one longer than a short
@@ -43,13 +44,22 @@ from jaxnotes.data import labels as labels_lib
 
 def steps_per_epoch(config, split: str = "train") -> int:
     """Steps for one pass over the split's frames (those training reads: see
-    `config.data.train_exclude`) in random windows (at least 1)."""
+    `config.data.train_exclude` and `extra_train_sizes`) in random windows (at least 1)."""
     spec.check(config)
-    _, meta = records.open_split(config, split)
-    frames = meta["num_frames"]
-    if split == "train" and config.data.train_exclude:
-        frames = selection.kept_frames(meta, _excluded(config))
+    frames = 0
+    for take in _takes(config, split):
+        _, meta = records.open_split(take, split)
+        if split == "train" and take.data.train_exclude:
+            frames += selection.kept_frames(meta, _excluded(take))
+        else:
+            frames += meta["num_frames"]
     return max(1, frames // (spec.window_frames(config) * config.data.batch_size))
+
+
+def _takes(config, split: str) -> list:
+    """The configs whose `split` training reads: this one, and for 'train' each of
+    `config.data.extra_train_sizes`."""
+    return [config] + (records.extra_train_configs(config) if split == "train" else [])
 
 
 def _excluded(config) -> set[int]:
@@ -242,15 +252,19 @@ def train_batches(config, split: str, index: int, count: int) -> grain.MapDatase
     MapDataset: batch i on demand in the calling thread (the iterator reads ahead with
     threads or worker processes)."""
     spec.check(config, count)
-    source, meta = records.open_split(config, split)
     d, a = config.data, config.augment
     cqt = features.CqtConfig.from_config(config.cqt)
-    source = chunks.ChunkSource(source)
-    if split == "train" and d.train_exclude:
-        kept = selection.kept_chunks(meta, _excluded(config), int(d.chunk_frames))
-        if len(kept) == 0:
-            raise ValueError(f"{selection.FIELD}={d.train_exclude}: leaves no train recording")
-        source = selection.Subset(source, kept)
+    sources = []
+    for take in _takes(config, split):
+        source, meta = records.open_split(take, split)
+        source = chunks.ChunkSource(source)
+        if split == "train" and d.train_exclude:
+            kept = selection.kept_chunks(meta, _excluded(take), int(d.chunk_frames))
+            source = selection.Subset(source, kept)
+        sources.append(source)
+    source = sources[0] if len(sources) == 1 else selection.Concat(sources)
+    if len(source) == 0 and split == "train" and d.train_exclude:
+        raise ValueError(f"{selection.FIELD}={d.train_exclude}: leaves no train recording")
     ds = grain.MapDataset.source(source)[index::count]
     if len(ds) == 0:
         raise ValueError(f"split {split!r} has {len(source)} chunks, too few for {count} processes")

@@ -62,6 +62,28 @@ def source_dir(config) -> str:
     return corpus.corpus_root(config.data)
 
 
+def extra_train_configs(config) -> list:
+    """A config for each of `config.data.extra_train_sizes`: the same run on that corpus
+    size alone, whose train split training also reads (`pipeline.train_batches`)."""
+    extra = tuple(getattr(config.data, "extra_train_sizes", ()) or ())
+    if not extra:
+        return []
+    if config.data.musicnet_dir:  # scoring such a run on a folder never gets here
+        raise ValueError(
+            f"config.data.extra_train_sizes={extra!r}: sizes of the default corpus, but "
+            f"config.data.musicnet_dir={config.data.musicnet_dir!r} is set"
+        )
+    from jaxnotes import sections
+
+    run = sections.RunConfig.of(config)
+    return [
+        dataclasses.replace(
+            run, data=dataclasses.replace(run.data, corpus_size=size, extra_train_sizes=())
+        )
+        for size in extra
+    ]
+
+
 def ensure_dataset(config, splits=("train", "test")) -> dict[str, str]:
     """Builds the parts holding `splits` unless up to date; returns {part: dataset folder}.
 
@@ -78,6 +100,18 @@ def ensure_dataset(config, splits=("train", "test")) -> dict[str, str]:
     if unknown:
         raise ValueError(f"unknown splits {unknown}; expected some of {SPLITS}")
     spec.check(config)
+    # Other corpus sizes training reads (their train parts), checked before any rendering.
+    reads_train = any(PART_OF_SPLIT[s] == "train" for s in splits)
+    extras = extra_train_configs(config) if reads_train else []
+    if extras:
+        from jaxnotes.data.corpus.sizes import SIZES
+
+        unknown = [e.data.corpus_size for e in extras if e.data.corpus_size not in SIZES]
+        if unknown:
+            raise ValueError(
+                f"config.data.extra_train_sizes: unknown sizes {unknown}; expected some of "
+                f"{tuple(SIZES)}"
+            )
     source = source_dir(config)
     if not config.data.musicnet_dir:
         from jaxnotes.data.corpus import build as corpus  # deferred: rendering needs music21
@@ -93,6 +127,8 @@ def ensure_dataset(config, splits=("train", "test")) -> dict[str, str]:
                 pitch_range=(config.data.min_pitch, config.data.max_pitch),
                 single_writer=jax.process_count() == 1,
             )
+    for extra in extras:
+        ensure_dataset(extra, ("train",))
     return paths
 
 

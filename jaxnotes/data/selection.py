@@ -7,6 +7,7 @@ e.g. 'ensemble=Solo Piano' on MusicNet, or on the release corpus 'soundfont=Sala
 a simulated room). The records stay as they are (nothing is rebuilt); only the chunks
 read change, and with them the steps of an epoch. Validation and test are never filtered.
 Used by ablations (experiments/E008_release_data) to separate what each source buys.
+`Concat` reads the train splits of several corpus sizes as one (`config.data.extra_train_sizes`).
 
 Must not import model, loop or metric code.
 """
@@ -93,3 +94,21 @@ class Subset:
 
     def __getitem__(self, index: int):
         return self.source[int(self.indices[index])]
+
+
+class Concat:
+    """Random-access sources read as one, in order (what grain reads): another take's
+    chunks follow the first's, so a shuffle draws every chunk as likely as any other."""
+
+    def __init__(self, sources):
+        self.sources = list(sources)
+        self.starts_N = np.cumsum([0] + [len(s) for s in self.sources])
+
+    def __len__(self) -> int:
+        return int(self.starts_N[-1])
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(f"chunk {index} of {len(self)}")
+        k = int(np.searchsorted(self.starts_N, index, side="right")) - 1
+        return self.sources[k][int(index - self.starts_N[k])]

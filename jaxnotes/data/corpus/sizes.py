@@ -44,6 +44,8 @@ class SizePlan:
 SIZES = {
     # Seconds of chorales: the tests and the `:tiny` config render it in a few seconds.
     "tiny": SizePlan(train={"bach": 3}, test={"bach": 1}, max_seconds=5.0),
+    # The same chorales twice as long: the tests' second corpus (extra_train_sizes).
+    "tiny_long": SizePlan(train={"bach": 3}, test={"bach": 1}, max_seconds=10.0),
     # About an hour, ~10 % test: the README's main job renders it in a few minutes.
     "default": SizePlan(
         train={"bach": 40, "mozart": 7, "haydn": 4, "beethoven": 2, "schubert": 1},
@@ -92,6 +94,15 @@ SIZES["release_pianos6"] = dataclasses.replace(SIZES["release_pianos"], take=5)
 SIZES["release_pianos4_lifted"] = dataclasses.replace(SIZES["release_pianos4"], lifts=True)
 # ... and with its rooms' microphones at a distance: its labels, the audio later (E020).
 SIZES["release_pianos4_far"] = dataclasses.replace(SIZES["release_pianos4"], distances=True)
+# The fifth and sixth takes so treated: with `release_pianos4_far`, three takes release 5
+# never heard, for a later stage that draws from all three at once (E021).
+SIZES["release_pianos5_far"] = dataclasses.replace(SIZES["release_pianos5"], distances=True)
+SIZES["release_pianos6_far"] = dataclasses.replace(SIZES["release_pianos6"], distances=True)
+# ... and the other takes of E018's next GPU run (its NEXT_RUN), so treated.
+SIZES["release_pianos_far"] = dataclasses.replace(SIZES["release_pianos"], distances=True)
+SIZES["release_pianos2_far"] = dataclasses.replace(SIZES["release_pianos2"], distances=True)
+SIZES["release_pianos3_far"] = dataclasses.replace(SIZES["release_pianos3"], distances=True)
+SIZES["release_variants_far"] = dataclasses.replace(SIZES["release_variants"], distances=True)
 # Stage 3's corpus with stage 2's narrow voicings, to tell the wide ones' share (E011).
 SIZES["release_pianos_narrow"] = dataclasses.replace(SIZES["release_pianos"], voicings="narrow")
 # Stage 3's corpus (the same pieces, rooms and performances) with every sampled-piano piece
