@@ -205,8 +205,8 @@ def test_unparsable_score_is_skipped_and_counted(tiny, tmp_path, monkeypatch, ca
 def test_splits_hold_different_works_and_soundfonts(tiny):
     """Test works never appear in train, and the test soundfont never renders train audio."""
     rows = metadata(tiny[1])
-    plans = [corpus.plan_corpus(size, 0) for size in corpus.SIZES]
-    for pieces in [rows, *plans]:
+    plans = {size: corpus.plan_corpus(size, 0) for size in corpus.SIZES}
+    for pieces in [rows, *plans.values()]:
         get = (lambda p, k: p[k]) if pieces is rows else getattr
         train = [p for p in pieces if get(p, "split") == "train"]
         test = [p for p in pieces if get(p, "split") == "test"]
@@ -214,7 +214,7 @@ def test_splits_hold_different_works_and_soundfonts(tiny):
         assert not {get(p, "work") for p in train} & {get(p, "work") for p in test}
         assert {get(p, "soundfont") for p in test} == {corpus.TEST_SOUNDFONT}
         assert corpus.TEST_SOUNDFONT not in {get(p, "soundfont") for p in train}
-    default = plans[1]
+    default = plans["default"]
     assert len({p.piece_id for p in default}) == len(default)
     assert {p.composer for p in default} == set(corpus.COMPOSERS)
     assert corpus.plan_corpus("default", 0) == default  # the plan depends only on its arguments
