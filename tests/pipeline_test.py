@@ -23,7 +23,13 @@ def dataset(tmp_path_factory):
 
 
 def _config(root, cache, **overrides):
-    config = fx.tiny_config(root, cache, chunk_frames=CHUNK, batch_seconds=0.5)
+    return _override(
+        fx.tiny_config(root, cache, chunk_frames=CHUNK, batch_seconds=0.5), **overrides
+    )
+
+
+def _override(config, **overrides):
+    """`config` with 'section.field' overrides set (in place)."""
     for key, value in overrides.items():
         section, field = key.split(".")
         setattr(config[section], field, value)
@@ -580,17 +586,18 @@ def test_extra_train_sizes_are_read_with_the_main_train_split(two_takes):
         alone, "validation"
     )
     fps = features.CqtConfig.from_config(two_takes.cqt).frames_per_second
-    late = lambda batches: [b["start_frame"].max() >= 7.0 * fps for b in batches]  # noqa: E731
-    assert any(late(_take(pipeline.make_train_iter(two_takes), 24)))
-    assert not any(late(_take(pipeline.make_train_iter(alone), 24)))
+
+    def reads_late_windows(config) -> bool:
+        return any(
+            b["start_frame"].max() >= 7.0 * fps for b in _take(pipeline.make_train_iter(config), 24)
+        )
+
+    assert reads_late_windows(two_takes)
+    assert not reads_late_windows(alone)
 
 
 def _copy(config, **overrides):
-    config = config.copy_and_resolve_references()
-    for key, value in overrides.items():
-        section, field = key.split(".")
-        setattr(config[section], field, value)
-    return config
+    return _override(config.copy_and_resolve_references(), **overrides)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ distant-microphone takes as one (`config.data.extra_train_sizes`): `release_pian
 (E020's, whose validation split it is tested on), `release_pianos5_far` and
 `release_pianos6_far`, the fifth and sixth takes of `release_pianos`' pieces (new rooms,
 performances and pianos). Four epochs over the three are three times E020's steps
-(10,836); the second point is the control, E020's take alone for as many steps (12 epochs).
+(10,832); the second point is the control, E020's take alone for as many (12 epochs, 10,836).
   python -m experiments.run E021_far_takes --variant '' \\
       --actions process-train,process-test,train,test --score ../shared/realdev/maps_enstdk_am
 """

@@ -65,7 +65,7 @@ def source_dir(config) -> str:
 def extra_train_configs(config) -> list:
     """A config for each of `config.data.extra_train_sizes`: the same run on that corpus
     size alone, whose train split training also reads (`pipeline.train_batches`)."""
-    extra = tuple(getattr(config.data, "extra_train_sizes", ()) or ())
+    extra = tuple(config.data.extra_train_sizes)
     if not extra:
         return []
     if config.data.musicnet_dir:  # scoring such a run on a folder never gets here
